@@ -1,0 +1,92 @@
+"""The ``workbench`` command line: stable verbs over the library (see the README's CLI contract).
+
+Each verb lives in a module of this package that exposes ``register(subparsers)``; a verb's handler takes the
+parsed arguments and returns a dict. With ``--json`` that dict is printed as the last line of stdout; without it,
+a short human summary. Domain errors exit with code 2 and a one-line message on stderr.
+
+    workbench tasks
+    workbench generate --task wordproblems --teacher builtin --limit 200 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+
+from ..errors import WorkbenchError
+
+COMMAND_MODULES = ("data", "imports", "training", "serving")
+
+
+def default_workspace() -> str:
+    return os.environ.get("WORKBENCH_HOME", "workspace")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="workbench", description="Step-by-step distillation workbench")
+    parser.add_argument("--workspace", default=default_workspace(),
+                        help="workspace folder (default: $WORKBENCH_HOME or ./workspace)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    import importlib
+
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as err:
+            if err.name != f"{__name__}.{name}":
+                raise
+            continue  # a verb group that is not part of this build
+        module.register(sub)
+    return parser
+
+
+def add_common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Options every verb takes: ``--json`` and ``--workspace`` (also accepted after the verb)."""
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
+    p.add_argument("--workspace", default=argparse.SUPPRESS, help="workspace folder")
+    return p
+
+
+def open_store(args):
+    from ..store import Store
+
+    return Store.open(args.workspace)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], dict] = args.func
+    try:
+        result = handler(args)
+    except WorkbenchError as err:
+        print(f"workbench {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"workbench {args.command}: interrupted; what was committed is kept", file=sys.stderr)
+        return 130
+    if result is None:
+        return 0
+    if getattr(args, "json", False):
+        print(json.dumps(result, ensure_ascii=False, default=str))
+    else:
+        human = getattr(args, "human", None)
+        print(human(result) if human else _pretty(result))
+    return 0
+
+
+def _pretty(result: dict) -> str:
+    lines = []
+    for key, value in result.items():
+        if isinstance(value, (dict, list)):
+            value = json.dumps(value, ensure_ascii=False, default=str)
+        lines.append(f"{key}: {value}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""Task metrics and a safe arithmetic evaluator.
+
+Equations from models are never passed to ``eval``: :func:`evaluate_equation` walks the Python AST and allows
+numbers, ``+ - * /``, unary minus and parentheses only.
+
+>>> evaluate_equation("( 12 - 5 ) + 3")
+10.0
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import operator
+
+_BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
+_UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos}
+MAX_EQUATION_CHARS = 500
+_MAX_MAGNITUDE = 1e15
+
+
+class EquationError(ValueError):
+    """The text is not an arithmetic expression of numbers and + - * /."""
+
+
+def evaluate_equation(text: str) -> float:
+    """Value of an arithmetic expression; raises :class:`EquationError` for anything else."""
+    if not isinstance(text, str):
+        raise EquationError(f"not text: {type(text).__name__}")
+    text = text.strip().replace("×", "*").replace("÷", "/").replace("−", "-")
+    if not text:
+        raise EquationError("empty expression")
+    if len(text) > MAX_EQUATION_CHARS:
+        raise EquationError(f"expression longer than {MAX_EQUATION_CHARS} characters")
+    try:
+        tree = ast.parse(text, mode="eval")
+    except (SyntaxError, ValueError) as err:
+        raise EquationError(f"not an arithmetic expression: {text[:60]!r}") from err
+    return float(_walk(tree.body, depth=0))
+
+
+def _walk(node: ast.AST, depth: int) -> float:
+    if depth > 50:
+        raise EquationError("expression nested too deeply")
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        return _checked(node.value)
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
+        left, right = _walk(node.left, depth + 1), _walk(node.right, depth + 1)
+        if isinstance(node.op, ast.Div) and right == 0:
+            raise EquationError("division by zero")
+        return _checked(_BINOPS[type(node.op)](left, right))
+    if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
+        return _checked(_UNARY[type(node.op)](_walk(node.operand, depth + 1)))
+    raise EquationError(f"not allowed in an equation: {type(node).__name__}")
+
+
+def _checked(value: float) -> float:
+    value = float(value)
+    if not math.isfinite(value) or abs(value) > _MAX_MAGNITUDE:
+        raise EquationError("number out of range")
+    return value
+
+
+def equation_match(pred: str | None, gold: str | None, tol: float = 1e-4) -> bool:
+    """SVAMP's metric: two equations match when their values agree."""
+    if pred is None or gold is None:
+        return False
+    try:
+        return math.isclose(evaluate_equation(pred), evaluate_equation(gold), rel_tol=tol, abs_tol=tol)
+    except EquationError:
+        return False
+
+
+def exact_match(pred: str | None, gold: str | None) -> bool:
+    if pred is None or gold is None:
+        return False
+    return normalize_text(pred) == normalize_text(gold)
+
+
+def normalize_text(text: str) -> str:
+    return " ".join(text.strip().split())
+
+
+METRICS = {"equation": equation_match, "classes": exact_match, "text": exact_match}
+
+
+def accuracy(preds: list[str | None], golds: list[str | None], answer_kind: str) -> float:
+    if len(preds) != len(golds):
+        raise ValueError(f"{len(preds)} predictions for {len(golds)} gold labels")
+    if not golds:
+        return float("nan")
+    match = METRICS[answer_kind]
+    return sum(match(p, g) for p, g in zip(preds, golds)) / len(golds)
+
+
+def confusion_matrix(preds: list[str | None], golds: list[str], labels: list[str]) -> dict:
+    """Rows are gold labels, columns predictions; an unparseable or out-of-space prediction counts as ``other``."""
+    cols = [*labels, "other"]
+    index = {label: i for i, label in enumerate(labels)}
+    matrix = [[0] * len(cols) for _ in labels]
+    for pred, gold in zip(preds, golds):
+        if gold not in index:
+            continue
+        col = index.get(normalize_text(pred) if pred else "", len(labels))
+        matrix[index[gold]][col] += 1
+    per_class = {}
+    for i, label in enumerate(labels):
+        tp = matrix[i][i]
+        support = sum(matrix[i])
+        predicted = sum(row[i] for row in matrix)
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[label] = {"precision": precision, "recall": recall, "f1": f1, "support": support}
+    return {"labels": labels, "columns": cols, "matrix": matrix, "per_class": per_class}

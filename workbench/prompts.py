@@ -1,0 +1,205 @@
+"""Prompt templates and parsers.
+
+A :class:`PromptTemplate` is editable text with one placeholder, ``{input}``, that is replaced by the example's
+rendered input (plain replacement, so braces elsewhere in the text are safe). Its parser turns a teacher's raw text
+into a :class:`Parsed` record: rationale and label, or a ``parse_error`` saying why not. A model's mistake is data:
+parsers never raise on model text.
+
+>>> t = get_template("svamp")
+>>> t.parser.parse("4 - 2 - 1 is 1. The answer is (4 - 2 - 1).").label
+'(4 - 2 - 1)'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, replace
+from importlib import resources
+
+from .errors import UnknownNameError
+from .metrics import EquationError, evaluate_equation
+
+PLACEHOLDER = "{input}"
+# Teachers run on into invented follow-on examples; cut at the first of these.
+_FOLLOW_ON = re.compile(r"\n\s*(?:Q:|Question:|Premise:)|^Q:", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Parsed:
+    rationale: str | None
+    label: str | None
+    parse_error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.parse_error is None
+
+
+class Parser:
+    """Base parser: cut the follow-on examples, split at the answer marker, normalise the label."""
+
+    name = "base"
+    markers: tuple[str, ...] = ("The answer is",)
+
+    def parse(self, raw: str, labels: tuple[str, ...] | None = None) -> Parsed:
+        text = cut_follow_on(raw or "").strip()
+        if not text:
+            return Parsed(None, None, "empty answer")
+        hit = _find_marker(text, self.markers)
+        if hit is None:
+            return Parsed(text, None, f"no answer marker ({' / '.join(repr(m) for m in self.markers)})")
+        start, end = hit
+        rationale = text[:start].strip()
+        return self.finish(rationale, text[end:], labels)
+
+    def finish(self, rationale: str, tail: str, labels: tuple[str, ...] | None) -> Parsed:
+        label = _first_line(tail).rstrip(".").strip()
+        if not label:
+            return Parsed(rationale, None, "empty label after the answer marker")
+        return Parsed(rationale, label)
+
+
+def cut_follow_on(raw: str) -> str:
+    match = _FOLLOW_ON.search(raw)
+    return raw[: match.start()] if match else raw
+
+
+def _find_marker(text: str, markers: tuple[str, ...]) -> tuple[int, int] | None:
+    best = None
+    for marker in markers:
+        for m in re.finditer(re.escape(marker), text, flags=re.IGNORECASE):
+            if best is None or m.start() > best[0]:
+                best = (m.start(), m.end())
+    return best  # the last marker wins: rationales may say "the answer is not X" before concluding
+
+
+def _first_line(text: str) -> str:
+    return text.strip().split("\n", 1)[0].strip()
+
+
+class EquationParser(Parser):
+    """``… The answer is (84 / 2).`` → label ``(84 / 2)``; the label must evaluate as arithmetic."""
+
+    name = "equation"
+
+    def finish(self, rationale, tail, labels):
+        line = _first_line(tail).strip().rstrip(".").strip()
+        candidates = [line]
+        paren = re.search(r"\(.*\)", tail)  # the paper's rule: the widest parenthesised span
+        if paren:
+            candidates.append(paren.group(0))
+        last_err = "empty label after the answer marker"
+        for candidate in candidates:
+            if not candidate:
+                continue
+            try:
+                evaluate_equation(candidate)
+            except EquationError as err:
+                last_err = f"label {candidate[:60]!r} is not arithmetic: {err}"
+                continue
+            return Parsed(rationale, candidate)
+        return Parsed(rationale, candidates[-1] or None, last_err)
+
+
+class ChoiceParser(Parser):
+    """``… So the answer is (c) wooded area.`` → label ``wooded area`` (the choice text, as the paper's code)."""
+
+    name = "choice"
+    markers = ("So the answer is", "The answer is")
+
+    def finish(self, rationale, tail, labels):
+        line = _first_line(tail)
+        match = re.match(r"\s*\(([a-eA-E])\)\s*(.*)", line)
+        if not match:
+            return Parsed(rationale, line.rstrip(".") or None, "no answer choice '(a)'–'(e)' after the marker")
+        label = match.group(2).strip().rstrip(".").strip()
+        if not label:
+            return Parsed(rationale, None, f"choice ({match.group(1)}) without its text")
+        return Parsed(rationale, label)
+
+
+class ClassParser(Parser):
+    """``… So the answer is neutral.`` or ``…\\nAnswer: neutral`` → a label from the task's label space."""
+
+    name = "class"
+    markers = ("So the answer is", "The answer is", "Answer:")
+
+    def finish(self, rationale, tail, labels):
+        line = _first_line(tail).rstrip(".").strip()
+        if not line:
+            return Parsed(rationale, None, "empty label after the answer marker")
+        if labels:
+            found = {lab for lab in labels if re.search(rf"\b{re.escape(lab)}\b", line, re.IGNORECASE)}
+            if len(found) != 1:
+                why = "no label" if not found else f"several labels ({', '.join(sorted(found))})"
+                return Parsed(rationale, line, f"{why} of {', '.join(labels)} in {line[:60]!r}")
+            return Parsed(rationale, found.pop())
+        return Parsed(rationale, line)
+
+
+class TextParser(Parser):
+    name = "text"
+
+
+PARSERS: dict[str, type[Parser]] = {p.name: p for p in (EquationParser, ChoiceParser, ClassParser, TextParser)}
+
+
+def get_parser(name: str) -> Parser:
+    if name not in PARSERS:
+        raise UnknownNameError("parser", name, list(PARSERS))
+    return PARSERS[name]()
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """Few-shot chain-of-thought prompt text with an ``{input}`` placeholder, plus its parser."""
+
+    name: str
+    text: str
+    parser_name: str
+
+    @property
+    def parser(self) -> Parser:
+        return get_parser(self.parser_name)
+
+    @property
+    def hash(self) -> str:
+        return template_hash(self.text, self.parser_name)
+
+    def render(self, input_text: str) -> str:
+        return self.text.replace(PLACEHOLDER, input_text)
+
+    def with_text(self, text: str) -> PromptTemplate:
+        """A copy with edited text; validation keeps the placeholder, so an edit cannot silently drop the input."""
+        if PLACEHOLDER not in text:
+            from .errors import ConfigError
+
+            raise ConfigError(f"the template must contain the placeholder {PLACEHOLDER}")
+        return replace(self, text=text)
+
+
+def template_hash(text: str, parser_name: str) -> str:
+    return hashlib.sha256(f"{parser_name}\0{text}".encode()).hexdigest()[:16]
+
+
+# name → (file under workbench/prompt_templates/, parser). Tasks name their default template.
+TEMPLATES: dict[str, tuple[str, str]] = {
+    "wordproblems": ("wordproblems.txt", "equation"),
+    "quantnli": ("quantnli.txt", "class"),
+    "svamp": ("svamp.txt", "equation"),
+    "cqa": ("cqa.txt", "choice"),
+    "anli1": ("anli.txt", "class"),
+    "esnli": ("esnli.txt", "class"),
+    "generic-class": ("generic_class.txt", "class"),
+    "generic-text": ("generic_text.txt", "text"),
+    "generic-equation": ("svamp.txt", "equation"),
+}
+
+
+def get_template(name: str) -> PromptTemplate:
+    if name not in TEMPLATES:
+        raise UnknownNameError("prompt template", name, list(TEMPLATES))
+    filename, parser = TEMPLATES[name]
+    text = resources.files("workbench").joinpath("prompt_templates", filename).read_text(encoding="utf-8")
+    return PromptTemplate(name=name, text=text, parser_name=parser)
