@@ -45,8 +45,8 @@ def cmd_tasks(args) -> dict:
 
 
 def cmd_teachers(args) -> dict:
-    from ..teachers.base import teacher_kinds
     from ..teachers import TEACHERS  # noqa: F401  (registers the backends)
+    from ..teachers.base import teacher_kinds
 
     out: dict = {"teachers": teacher_kinds()}
     if args.task:
