@@ -225,4 +225,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run through the real module, not this ``__main__`` copy, so job kinds register where run_job looks.
+    from workbench.jobs import main as _main
+
+    sys.exit(_main())

@@ -55,7 +55,10 @@ def _walk(node: ast.AST, depth: int) -> float:
 
 
 def _checked(value: float) -> float:
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError as err:
+        raise EquationError("number out of range") from err
     if not math.isfinite(value) or abs(value) > _MAX_MAGNITUDE:
         raise EquationError("number out of range")
     return value

@@ -69,7 +69,9 @@ def _find_marker(text: str, markers: tuple[str, ...]) -> tuple[int, int] | None:
     best = None
     for marker in markers:
         for m in re.finditer(re.escape(marker), text, flags=re.IGNORECASE):
-            if best is None or m.start() > best[0]:
+            # Of markers ending at the same place ("So the answer is" / "the answer is") the longer one wins, so
+            # the rationale does not end with a dangling "So".
+            if best is None or m.end() > best[1] or (m.end() == best[1] and m.start() < best[0]):
                 best = (m.start(), m.end())
     return best  # the last marker wins: rationales may say "the answer is not X" before concluding
 
@@ -100,6 +102,24 @@ class EquationParser(Parser):
                 continue
             return Parsed(rationale, candidate)
         return Parsed(rationale, candidates[-1] or None, last_err)
+
+
+class PaperEquationParser(EquationParser):
+    """The paper's own SVAMP rule, for its released outputs: the span from the first ``(`` to the last ``)`` after
+    the marker (``re.search(r'\\(.*\\)')``) and nothing else, so ``(12 - 2) - 7`` gives ``(12 - 2)``. Kept apart
+    from :class:`EquationParser` so that imported figures match the paper's (SVAMP test 148/200)."""
+
+    name = "equation-paper"
+
+    def finish(self, rationale, tail, labels):
+        paren = re.search(r"\(.*\)", tail)
+        if not paren:
+            return Parsed(rationale, None, "no parenthesised equation after the answer marker")
+        try:
+            evaluate_equation(paren.group(0))
+        except EquationError as err:
+            return Parsed(rationale, paren.group(0), f"label {paren.group(0)[:60]!r} is not arithmetic: {err}")
+        return Parsed(rationale, paren.group(0))
 
 
 class ChoiceParser(Parser):
@@ -142,7 +162,8 @@ class TextParser(Parser):
     name = "text"
 
 
-PARSERS: dict[str, type[Parser]] = {p.name: p for p in (EquationParser, ChoiceParser, ClassParser, TextParser)}
+PARSERS: dict[str, type[Parser]] = {
+    p.name: p for p in (EquationParser, PaperEquationParser, ChoiceParser, ClassParser, TextParser)}
 
 
 def get_parser(name: str) -> Parser:

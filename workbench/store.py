@@ -162,7 +162,9 @@ class Store:
 
     def _migrate(self) -> None:
         with self.transaction() as conn:
-            conn.executescript("SAVEPOINT schema;" + _SCHEMA + "RELEASE schema;")
+            # executescript() would COMMIT the open transaction first; run the statements one by one inside it.
+            for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
+                conn.execute(statement)
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             version = int(row[0]) if row else 0
             if version > SCHEMA_VERSION:
