@@ -4,8 +4,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workbench.metrics import (EquationError, accuracy, confusion_matrix, equation_match, evaluate_equation,
-                               exact_match)
+from workbench.metrics import (
+    EquationError,
+    accuracy,
+    confusion_matrix,
+    equation_match,
+    evaluate_equation,
+    exact_match,
+)
 
 
 @pytest.mark.parametrize("text, value", [

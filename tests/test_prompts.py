@@ -1,7 +1,14 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workbench.prompts import ChoiceParser, ClassParser, EquationParser, PromptTemplate, cut_follow_on, template_hash
+from workbench.prompts import (
+    ChoiceParser,
+    ClassParser,
+    EquationParser,
+    PromptTemplate,
+    cut_follow_on,
+    template_hash,
+)
 
 LABELS = ("entailment", "neutral", "contradiction")
 
