@@ -1,6 +1,6 @@
 """The job kinds: each a function ``(store, spec, ctx) -> result dict`` registered by name.
 
-Generation lives here; training registers ``train`` from :mod:`workbench.runs`.
+Generation lives here; training registers ``train`` in :mod:`workbench.runs` (see ``jobs.KIND_MODULES``).
 """
 
 from __future__ import annotations
@@ -32,10 +32,3 @@ def generate_job(store: Store, spec: dict, ctx: JobContext) -> dict:
         teacher.close()
     ctx.log(f"done: {summary}")
     return summary
-
-
-try:  # training registers its job kind where it is defined
-    from . import runs  # noqa: F401
-except ModuleNotFoundError as err:  # pragma: no cover - only while training is not part of the build
-    if err.name != f"{__package__}.runs":
-        raise

@@ -15,8 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-import datasets
-
 from ..errors import ConfigError, UnknownNameError
 from ..metrics import METRICS
 from ..prompts import PromptTemplate, get_template
@@ -84,8 +82,10 @@ class Task:
                 return t["splits"]
         return {}
 
-    def splits(self) -> datasets.DatasetDict:
+    def splits(self) -> datasets.DatasetDict:  # noqa: F821 - imported lazily
         """Splits as ``datasets.Dataset`` objects with columns ``id``, ``input``, ``label``."""
+        import datasets  # imported here: it costs ~2 s, and most callers (CLI verbs, jobs) never need it
+
         out = {}
         for split in self.split_names():
             rows = self.examples(split)
