@@ -1,0 +1,50 @@
+"""Launch the workbench in the browser, offline, on http://127.0.0.1:7860 with the built-in demo ready.
+
+    python app.py                                   # ./workspace (or $WORKBENCH_HOME)
+    python app.py --workspace ~/wb --port 7861
+    python app.py --host 0.0.0.0 --auth me:secret   # exposed: always with a password
+
+Never creates a public share link.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+# Before gradio (and huggingface_hub) are imported: they read these at import time. No analytics, no hub
+# calls, and local requests never go through a proxy.
+for _key, _value in {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
+                     "HF_DATASETS_OFFLINE": "1", "NO_PROXY": "127.0.0.1,localhost",
+                     "no_proxy": "127.0.0.1,localhost"}.items():
+    os.environ[_key] = _value
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Distilling step by step — workbench (Gradio app)")
+    parser.add_argument("--workspace", default=os.environ.get("WORKBENCH_HOME", "workspace"),
+                        help="workspace folder (default: $WORKBENCH_HOME or ./workspace)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--auth", default=os.environ.get("WORKBENCH_AUTH"),
+                        help="USER:PASSWORD for basic login (also $WORKBENCH_AUTH); use it with --host 0.0.0.0")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from workbench.errors import WorkbenchError
+    from workbench.ui import launch
+
+    try:
+        launch(args.workspace, host=args.host, port=args.port, auth=args.auth)
+    except (WorkbenchError, ValueError) as err:
+        print(f"app.py: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""The whole demo in a real browser: Debian's Chromium driven by Playwright (never a downloaded browser).
+
+Walks task & teacher → 50 rationales → an edit that survives a reload → a tiny dss student → compare, and checks
+that no request leaves 127.0.0.1 and that hostile text (in a rationale and in a CSV cell) renders as text.
+Saves a screenshot of each tab to ``assets/`` for the README.
+
+    make system-deps && .venv/bin/python -m pytest -m browser tests/test_browser.py
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+# A payload that would set a flag if it ever ran as script or as an <img onerror> handler.
+SCRIPT = "<script>window.__xss = 1</script>"
+IMG = "<img src=x onerror=\"window.__xss = 2\">"
+EDITED = "EDITED by the browser test: 4 - 2 - 1 = 1"
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(900)]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    """The app over a fresh workspace holding one custom task whose CSV cell carries the payloads."""
+    from workbench.store import Store
+    from workbench.tasks.custom import ColumnMapping, import_custom
+    from workbench.ui import launch
+
+    root = tmp_path_factory.mktemp("browser")
+    csv = root / "hostile.csv"
+    csv.write_text(f"question,answer\n\"{SCRIPT} {IMG.replace(chr(34), chr(34) * 2)}\",yes\nplain question,no\n",
+                   encoding="utf-8")
+    store = Store.open(root / "ws")
+    import_custom(store, "hostile", csv, ColumnMapping(inputs=("question",), label="answer", kind="classes"))
+    demo = launch(root / "ws", port=free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        yield demo.local_url.rstrip("/"), demo.workbench_store
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
+        pytest.fail(f"Debian's Chromium is missing at {CHROMIUM}: run `make system-deps` (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+class Page:
+    """A page that records every request's host and every dialog (an alert would mean script ran)."""
+
+    def __init__(self, browser, url: str):
+        self.url = url
+        self.hosts: set[str] = set()
+        self.dialogs: list[str] = []
+        self.page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        self.page.on("request", lambda r: self.hosts.add(urlparse(r.url).hostname or r.url))
+        self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
+        self.open()
+
+    def open(self) -> None:
+        self.page.goto(self.url)
+        self.page.get_by_role("tab", name="Task & teacher").wait_for(timeout=60_000)
+        self.page.wait_for_function("document.querySelector('#task-info')?.innerText.includes('source')",
+                                    timeout=60_000)
+
+    def tab(self, name: str) -> None:
+        self.page.get_by_role("tab", name=name).click()
+        self.page.wait_for_timeout(800)
+
+    def text(self, selector: str) -> str:
+        return self.page.locator(selector).inner_text()
+
+    def wait_text(self, selector: str, needle: str, timeout: float = 60_000) -> None:
+        self.page.wait_for_function(
+            "([s, n]) => (document.querySelector(s)?.innerText || '').includes(n)", arg=[selector, needle],
+            timeout=timeout)
+
+    def shot(self, name: str) -> None:
+        ASSETS.mkdir(exist_ok=True)
+        self.page.screenshot(path=str(ASSETS / name), full_page=True)
+
+    def no_script_ran(self) -> None:
+        assert self.page.evaluate("window.__xss") is None, "a payload ran as script"
+        assert self.page.locator("img[src='x']").count() == 0, "a payload became an <img> element"
+        assert not self.dialogs, f"a dialog opened: {self.dialogs}"
+
+    def search(self, needle: str) -> None:
+        box = self.page.get_by_label("Search input / rationale")
+        box.fill(needle)
+        box.press("Enter")
+        self.page.wait_for_timeout(1500)
+
+    def select_first_row(self) -> None:
+        self.page.locator("#rev-table [role='gridcell']").nth(2).click()
+        self.page.wait_for_function("document.querySelector('#rev-gen-id input')?.value !== ''", timeout=20_000)
+        self.page.wait_for_timeout(500)
+
+
+def test_the_whole_demo_in_a_browser(app_url, browser):
+    from workbench.review import browse_generations, edit_generation
+    from workbench.tasks import load_task
+
+    url, store = app_url
+    ui = Page(browser, url)
+    port_host = urlparse(url).hostname
+
+    # 1. Task & teacher: the built-in task and teacher are preselected; the prompt preview is filled in.
+    assert "wordproblems" in ui.text("#task-info") and "train 2,000" in ui.text("#task-info")
+    assert ui.page.locator("#teacher-spec textarea, #teacher-spec input").first.input_value() == "builtin"
+    assert "{input}" not in ui.page.locator("#prompt-preview textarea").input_value()
+    ui.shot("tab_task.png")
+
+    # 2. Rationales: 50 from the built-in teacher, as a background job with live counts.
+    ui.tab("Rationales")
+    assert ui.page.locator("#gen-n input").input_value() == "50"
+    ui.page.locator("#gen-start").click()
+    ui.wait_text("#gen-progress", " done ·", timeout=120_000)
+    assert "parsed" in ui.text("#gen-progress") and "teacher accuracy" in ui.text("#gen-progress")
+    ui.wait_text("#rev-where", "50 rows in this view")
+
+    # A hostile rationale (written through the library, as a teacher could) renders as text.
+    task = load_task("wordproblems", store)
+    rows = browse_generations(store, task, "builtin").rows
+    edit_generation(store, rows[0]["generation_id"], rationale=f"{SCRIPT} {IMG} 4 - 2 - 1 = 1")
+    ui.search("onerror")
+    ui.wait_text("#rev-table", "<script>window.__xss = 1</script>")
+    ui.select_first_row()
+    assert SCRIPT in ui.page.locator("#rev-rationale textarea").input_value()
+    ui.no_script_ran()
+
+    # Edit another row in the page: saved when the box loses focus, still there after a reload.
+    target = rows[1]["example_id"]
+    ui.search(target)
+    ui.select_first_row()
+    ui.page.locator("#rev-rationale textarea").fill(EDITED)
+    ui.page.locator("#rev-header").click()  # focus leaves the box: that is the save
+    ui.wait_text("#rev-saved", "Saved at")
+    ui.page.reload()
+    ui.open()
+    ui.tab("Rationales")
+    ui.search("EDITED by the browser")
+    ui.wait_text("#rev-where", "1 rows in this view")
+    ui.select_first_row()
+    assert ui.page.locator("#rev-rationale textarea").input_value() == EDITED
+    ui.search("")
+    ui.shot("tab_rationales.png")
+
+    # 3. Train: a tiny dss student, a few steps; the loss curve appears while it runs, then the run finishes.
+    ui.tab("Train")
+    for sel, value in (("#train-steps", "30"), ("#train-eval-every", "15"), ("#train-test-limit", "40")):
+        ui.page.locator(f"{sel} input").fill(value)
+        ui.page.locator(f"{sel} input").press("Tab")
+    ui.wait_text("#train-cli", "--steps 30")
+    assert "dss" in ui.page.locator("#train-method").inner_text()
+    assert "Device" in ui.text("#train-facts")
+    ui.page.locator("#train-start").click()
+    ui.page.locator("#train-curves .js-plotly-plot").wait_for(timeout=240_000)
+    ui.wait_text("#train-progress", " done ·", timeout=400_000)
+    ui.wait_text("#train-runs", "done")
+    ui.shot("tab_train.png")
+
+    # 4. Compare: teacher and student columns side by side for the new run.
+    ui.tab("Compare")
+    ui.page.locator("#cmp-go").click()
+    ui.wait_text("#cmp-summary", "student wins", timeout=120_000)
+    headers = ui.text("#cmp-table")
+    assert "teacher label" in headers and "student label" in headers
+    assert ui.page.locator("#cmp-table [role='gridcell']").count() > 0
+    ui.shot("tab_compare.png")
+    ui.tab("About")
+    ui.shot("tab_about.png")
+
+    # A hostile CSV cell renders as text in the examples table.
+    ui.tab("Task & teacher")
+    picker = ui.page.locator("#task-picker input")
+    picker.click()
+    picker.fill("hostile")
+    ui.page.get_by_role("option", name="hostile").click()
+    ui.wait_text("#task-info", "hostile")
+    ui.page.wait_for_timeout(1000)
+    assert "<img src=x onerror=" in ui.page.locator("#prompt-preview textarea").input_value() + ui.text("body")
+    ui.no_script_ran()
+
+    # Offline: every request went to the app itself.
+    assert ui.hosts == {port_host}, f"requests left 127.0.0.1: {sorted(ui.hosts - {port_host})}"

@@ -1,0 +1,122 @@
+"""The Gradio workbench: one ``gr.Blocks`` with a tab per step, built over one workspace store.
+
+>>> demo = build_app("workspace")          # doctest: +SKIP
+>>> launch("workspace", port=7860)         # doctest: +SKIP   (what ``python app.py`` does)
+
+The app is a thin layer: every handler calls the library (tasks, teachers, generation, review, jobs, runs,
+compare). Long work runs as detached jobs, so the page can be closed and reopened at any time.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+from pathlib import Path
+
+import gradio as gr
+
+from ..store import Store
+from ..tasks import BUILTIN_TASKS, load_task
+from . import about, rationales, task_teacher
+from .common import CSS, THEME
+
+log = logging.getLogger(__name__)
+TITLE = "Distilling step by step — workbench"
+
+
+def prepare_demo(store: Store) -> None:
+    """Materialise the built-in demo task on first start, so the first page already has data to show."""
+    if task_teacher.DEMO_TASK in BUILTIN_TASKS:
+        load_task(task_teacher.DEMO_TASK, store)
+
+
+def _optional_tab(name: str):
+    """Tabs 3–4 need the training side; without it the app still serves tabs 1–2 (and says why)."""
+    import importlib
+
+    try:
+        return importlib.import_module(f"{__package__}.{name}")
+    except ModuleNotFoundError as err:
+        if not (err.name or "").startswith("workbench."):
+            raise
+        log.warning("tab %s unavailable: %s", name, err)
+        return None
+
+
+def build_app(workspace: str | os.PathLike) -> gr.Blocks:
+    """The whole app over ``workspace`` (created if missing; the demo task is materialised there)."""
+    store = Store.open(workspace)
+    prepare_demo(store)
+    with gr.Blocks(title=TITLE, fill_width=False) as demo:
+        gr.Markdown(f"# {TITLE}\nA teacher model answers with a rationale; a small student learns the label "
+                    f"*and* the rationale. Workspace: `{store.workspace}`", elem_id="wb-title")
+        with gr.Tabs():
+            with gr.Tab("Task & teacher", id="task"):
+                sel = task_teacher.render(store, demo)
+            with gr.Tab("Rationales", id="rationales"):
+                rationales.render(store, demo, sel)
+            train = _optional_tab("train")
+            with gr.Tab("Train", id="train"):
+                if train is not None:
+                    train.render(store, demo, sel)
+                else:
+                    gr.Markdown("Training is not part of this build (`workbench.runs` is missing).")
+            compare = _optional_tab("compare")
+            with gr.Tab("Compare", id="compare") as compare_tab:
+                if compare is not None:
+                    compare.render(store, demo, sel, compare_tab)
+                else:
+                    gr.Markdown("Comparison is not part of this build (`workbench.compare` is missing).")
+            with gr.Tab("About", id="about"):
+                about.render()
+    demo.workbench_store = store  # tests and embedding apps reach the store the handlers use
+    return demo
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_auth(auth: str | None) -> tuple[str, str] | None:
+    """``user:pass`` → tuple; the password may itself contain ``:``."""
+    if not auth:
+        return None
+    user, sep, password = auth.partition(":")
+    if not sep or not user or not password:
+        raise ValueError("--auth takes USER:PASSWORD")
+    return user, password
+
+
+def exposure_warning(host: str, auth) -> str | None:
+    """The loud warning for an app reachable from other machines without a password (None when safe)."""
+    if is_loopback(host) or auth:
+        return None
+    return (f"WARNING: the workbench listens on {host}, reachable from other machines, WITHOUT a password. "
+            "Anyone who can reach this port can read your data and start jobs. Add --auth USER:PASSWORD "
+            "or bind 127.0.0.1.")
+
+
+def launch(workspace: str | os.PathLike, host: str = "127.0.0.1", port: int = 7860, auth: str | None = None,
+           prevent_thread_lock: bool = False, quiet: bool = False) -> gr.Blocks:
+    """Serve the app (never through a share link). With ``prevent_thread_lock`` it returns at once: the running
+    Blocks, with ``.local_url`` and ``.workbench_store`` (tests use this); otherwise it blocks until stopped."""
+    credentials = parse_auth(auth)
+    warning = exposure_warning(host, credentials)
+    if warning:
+        log.warning(warning)
+        print("\n" + "!" * 100 + f"\n{warning}\n" + "!" * 100 + "\n", flush=True)
+    demo = build_app(workspace)
+    exports = rationales.export_dir(demo.workbench_store)
+    demo.queue(default_concurrency_limit=4).launch(
+        server_name=host, server_port=port, auth=credentials, share=False, inbrowser=False,
+        prevent_thread_lock=prevent_thread_lock, quiet=quiet, show_error=True, theme=THEME, css=CSS,
+        footer_links=["api", "settings"], allowed_paths=[str(Path(exports).resolve())], enable_monitoring=False,
+        pwa=False, mcp_server=False, run_history=False,
+    )
+    return demo

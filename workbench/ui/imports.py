@@ -1,0 +1,133 @@
+"""Part of tab 1: import a custom CSV/JSONL file (with a column-mapping form) or the paper's released folder.
+
+Both call the library importers (:func:`workbench.tasks.custom.import_custom`,
+:func:`workbench.tasks.paper.import_paper`); this module only collects their arguments and reports the result.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import gradio as gr
+
+from ..store import Store
+from ..tasks import list_tasks
+from ..tasks.base import ANSWER_KINDS
+from ..tasks.custom import ColumnMapping, import_custom, read_table
+from ..tasks.paper import PAPER_DATASETS, import_paper
+from .common import bind, edge, esc
+
+NONE = "(none)"
+PREVIEW_ROWS = 5
+
+
+def _opt(value: str | None) -> str | None:
+    return None if not value or value == NONE else value
+
+
+def _suggest_name(filename: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(filename).stem).strip("-.") or "custom"
+    return stem[:64]
+
+
+@edge
+def on_upload(path: str | None):
+    """Read the file's columns and first rows so the user can map them."""
+    if not path:
+        empty = gr.update(choices=[], value=None)
+        return empty, empty, empty, empty, empty, [], "", ""
+    columns, rows, rejected = read_table(Path(path))
+    optional = [NONE, *columns]
+
+    def guess(*names):
+        return next((c for c in columns if c.lower() in names), NONE)
+
+    inputs = [c for c in columns if c.lower() in ("input", "question", "text", "premise", "hypothesis")]
+    preview = [[str(r.values.get(c) if r.values.get(c) is not None else "") for c in columns]
+               for r in rows[:PREVIEW_ROWS]]
+    note = f"{len(rows)} rows read" + (f", {len(rejected)} unreadable" if rejected else "")
+    return (gr.update(choices=columns, value=inputs or columns[:1]),
+            gr.update(choices=optional, value=guess("label", "answer", "gold")),
+            gr.update(choices=optional, value=guess("rationale", "explanation", "why")),
+            gr.update(choices=optional, value=guess("split")),
+            gr.update(choices=optional, value=guess("id")),
+            gr.update(value=preview, headers=columns), _suggest_name(path), esc(note))
+
+
+def report_md(result: dict) -> str:
+    """The importer's summary as escaped Markdown (file names and reasons are user text)."""
+    counts = ", ".join(f"{esc(k)} {v}" for k, v in (result.get("examples") or {}).items())
+    lines = [f"**Imported `{esc(result.get('task', ''))}`**: {counts}"]
+    for key in ("answer_kind", "labels", "generations", "teacher", "rejected", "unlabeled", "parse_errors",
+                "teacher_accuracy"):
+        if result.get(key) not in (None, [], {}):
+            lines.append(f"- {esc(key.replace('_', ' '))}: {esc(result[key])}")
+    for err in (result.get("errors") or [])[:10]:
+        lines.append(f"- line {esc(err.get('line'))}: {esc(err.get('reason'))}")
+    return "\n".join(lines)
+
+
+def _task_choice(store: Store, name: str):
+    return gr.update(choices=[t["name"] for t in list_tasks(store)], value=name)
+
+
+@edge
+def on_import_custom(store: Store, path, name, inputs, label, rationale, split, id_col, kind, labels):
+    if not path:
+        raise gr.Error("Upload a CSV or JSONL file first.")
+    mapping = ColumnMapping(
+        inputs=tuple(inputs or ()), label=_opt(label), rationale=_opt(rationale), split=_opt(split), id=_opt(id_col),
+        kind=None if kind in (None, "", "infer") else kind,
+        labels=tuple(x for x in (labels or "").split(",") if x.strip()) or None)
+    result = import_custom(store, (name or "").strip(), path, mapping)
+    result.setdefault("task", name)
+    gr.Info(f"Imported task {result['task']}.")
+    return report_md(result), _task_choice(store, result["task"])
+
+
+@edge
+def on_import_paper(store: Store, folder: str, dataset: str, name: str):
+    if not folder or not folder.strip():
+        raise gr.Error("Type the path of the unzipped release folder (or one dataset's folder).")
+    result = import_paper(store, folder.strip(), dataset, (name or "").strip() or None)
+    task_name = result.get("task") or (name or "").strip() or dataset
+    result.setdefault("task", task_name)
+    gr.Info(f"Imported {task_name}.")
+    return report_md(result), _task_choice(store, task_name)
+
+
+def render(store: Store, task: gr.Dropdown) -> None:
+    """Two accordions under the task picker; a successful import selects the new task."""
+    with gr.Accordion("Import your own data (CSV / TSV / JSONL)", open=False):
+        with gr.Row():
+            upload = gr.File(label="Data file", file_types=[".csv", ".tsv", ".jsonl"], type="filepath", height=110,
+                             elem_id="custom-file")
+            with gr.Column():
+                name = gr.Textbox(label="Task name", placeholder="letters, digits, _ . -")
+                kind = gr.Dropdown(["infer", *ANSWER_KINDS], value="infer", label="Answer kind")
+                labels = gr.Textbox(label="Label space (comma-separated; classes only, optional)")
+        # allow_custom_value: the importer itself checks the names against the file (with a clear message).
+        with gr.Row():
+            inputs = gr.Dropdown([], multiselect=True, label="Input column(s)", allow_custom_value=True)
+            label = gr.Dropdown([], label="Label column", allow_custom_value=True)
+            rationale = gr.Dropdown([], label="Rationale column", allow_custom_value=True)
+            split = gr.Dropdown([], label="Split column", allow_custom_value=True)
+            id_col = gr.Dropdown([], label="Id column", allow_custom_value=True)
+        note = gr.Markdown()
+        preview = gr.Dataframe(datatype="str", interactive=False, wrap=True, label="First rows", max_height=220)
+        go = gr.Button("Import as a new task", variant="primary")
+        report = gr.Markdown()
+    upload.change(on_upload, upload, [inputs, label, rationale, split, id_col, preview, name, note],
+                  api_visibility="private")
+    go.click(bind(on_import_custom, store), [upload, name, inputs, label, rationale, split, id_col, kind, labels],
+             [report, task], api_name="import_custom")
+
+    with gr.Accordion("Import the paper's released data (SVAMP, CQA, ANLI R1, e-SNLI)", open=False):
+        with gr.Row():
+            folder = gr.Textbox(label="Folder (the unzipped release, or one dataset's folder)", scale=3)
+            dataset = gr.Dropdown(list(PAPER_DATASETS), value="svamp", label="Dataset", scale=1)
+            pname = gr.Textbox(label="Task name (optional)", scale=1)
+        pgo = gr.Button("Import", variant="primary")
+        preport = gr.Markdown()
+    pgo.click(bind(on_import_paper, store), [folder, dataset, pname], [preport, task], api_name="import_paper")

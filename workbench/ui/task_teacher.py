@@ -1,0 +1,178 @@
+"""Tab 1, Task & teacher: pick or import a task, pick a teacher, see and edit the few-shot prompt.
+
+The task dropdown, the teacher spec and the template text are read by the other tabs (they are the page's
+"current selection"), so :func:`render` returns them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from ..errors import ConfigError
+from ..store import Store
+from ..tasks import list_tasks, load_task
+from ..teachers import TEACHERS, parse_spec
+from . import imports
+from .common import bind, clip, edge, esc, first, intro
+
+DEMO_TASK = "wordproblems"
+DEMO_TEACHER = "builtin"
+N_EXAMPLES = 8
+EXAMPLE_HEADERS = ["id", "split", "input", "gold label"]
+# What goes in the "model / target" box for each teacher kind (shown as the placeholder).
+TARGET_HINTS = {"builtin": "(none)", "released": "palm-540b", "hf": "path/to/checkpoint or hub id",
+                "openai": "MODEL@http://127.0.0.1:8000/v1", "run": "a run name"}
+
+
+@dataclass
+class Selection:
+    """The components other tabs read: the current task, teacher spec and (edited) prompt template."""
+
+    task: gr.Dropdown
+    teacher: gr.Textbox
+    template: gr.Code | gr.Textbox
+
+
+def task_names(store: Store) -> list[str]:
+    return [t["name"] for t in list_tasks(store)]
+
+
+def task_info_md(task) -> str:
+    """Size, label space, answer kind and metric of a task, as escaped Markdown."""
+    sizes = task.split_sizes()
+    size = ", ".join(f"{esc(k)} {v:,}" for k, v in sizes.items()) or "no examples"
+    labels = ", ".join(f"`{esc(lab)}`" for lab in task.labels) if task.labels else f"free ({esc(task.answer_kind)})"
+    return (f"**{esc(task.name)}** · source {esc(task.source)} · {size}  \n"
+            f"**answers** {esc(task.answer_kind)} · **label space** {labels} · **metric** {esc(task.metric_name)}")
+
+
+def example_rows(task) -> list[list[str]]:
+    split = first(task.split_names(), "train")
+    return [[e.id, e.split, clip(e.input, 200), e.label or ""] for e in task.examples(split, N_EXAMPLES)]
+
+
+def preview(store: Store, task_name: str, template_text: str, example_id: str | None) -> str:
+    """The exact prompt the teacher would get for one example (the template with ``{input}`` filled)."""
+    if not task_name:
+        return ""
+    task = load_task(task_name, store)
+    template = task.template().with_text(template_text) if template_text else task.template()
+    example = store.example(task.name, example_id) if example_id else first(task.examples(
+        first(task.split_names(), "train"), 1))
+    if example is None:
+        return "(this task has no examples)"
+    return template.render(example.input)
+
+
+@edge
+def on_task(store: Store, task_name: str):
+    """Task chosen: show its facts and examples, reset the template to the task's own, preview example one."""
+    if not task_name:
+        return "", [], "", "", None
+    task = load_task(task_name, store)  # materialises a built-in task the first time
+    rows = example_rows(task)
+    example_id = rows[0][0] if rows else None
+    text = task.template().text
+    return (task_info_md(task), rows, text, preview(store, task.name, text, example_id), example_id)
+
+
+@edge
+def on_template(store: Store, task_name: str, text: str, example_id: str | None) -> str:
+    try:
+        return preview(store, task_name, text, example_id)
+    except ConfigError as err:  # a half-typed template is normal while editing: say so in the preview
+        return f"⚠ {err}"
+
+
+@edge
+def on_example_select(store: Store, task_name: str, text: str, evt: gr.SelectData):
+    example_id = evt.row_value[0] if evt.row_value else None
+    return example_id, on_template(store, task_name, text, example_id)
+
+
+@edge
+def on_reset_template(store: Store, task_name: str, example_id: str | None):
+    text = load_task(task_name, store).template().text
+    return text, preview(store, task_name, text, example_id)
+
+
+def compose_spec(kind: str, target: str, settings: str) -> str:
+    """Teacher spec string from its parts (the grammar of :mod:`workbench.teachers.base`), validated."""
+    spec = kind + (f":{target.strip()}" if target and target.strip() else "")
+    settings = (settings or "").strip().lstrip("?")
+    if settings:
+        spec += "?" + settings
+    parse_spec(spec)  # raises TeacherError with a message that says what to fix
+    return spec
+
+
+@edge
+def on_teacher_parts(kind: str, target: str, settings: str) -> str:
+    return compose_spec(kind or DEMO_TEACHER, target, settings)
+
+
+def on_teacher_kind(kind: str):
+    """New kind: clear the target, show what belongs there and what the kind is."""
+    cls = TEACHERS.get(kind)
+    doc = (cls.__doc__ or "").strip().split("\n\n")[0] if cls else ""
+    return (gr.update(value="", placeholder=TARGET_HINTS.get(kind, "")), "",
+            esc(doc), compose_spec(kind, "", ""))
+
+
+def refresh_tasks(store: Store, current: str | None):
+    names = task_names(store)
+    value = current if current in names else (DEMO_TASK if DEMO_TASK in names else first(names))
+    return gr.update(choices=names, value=value)
+
+
+def render(store: Store, demo: gr.Blocks) -> Selection:
+    """Lay out the tab and wire its events; returns the components the other tabs read."""
+    intro("Choose what to distil and who teaches. The built-in word problems and the built-in teacher work "
+          "offline; import your own CSV/JSONL or the paper's released data below.")
+    names = task_names(store)
+    with gr.Row():
+        with gr.Column(scale=2):
+            task = gr.Dropdown(names, value=DEMO_TASK if DEMO_TASK in names else first(names), label="Task",
+                               elem_id="task-picker")
+            info = gr.Markdown(elem_id="task-info")
+        with gr.Column(scale=3):
+            examples = gr.Dataframe(headers=EXAMPLE_HEADERS, datatype="str", interactive=False, wrap=True,
+                                    label="A few examples (click one to preview its prompt)", max_height=300)
+    imports.render(store, task)
+    gr.Markdown("### Teacher")
+    kinds = sorted(TEACHERS) or [DEMO_TEACHER]
+    with gr.Row():
+        kind = gr.Dropdown(kinds, value=DEMO_TEACHER if DEMO_TEACHER in kinds else kinds[0], label="Teacher kind",
+                           scale=1)
+        target = gr.Textbox(label="Model / target", placeholder=TARGET_HINTS["builtin"], scale=2)
+        settings = gr.Textbox(label="Settings (key=value&key=value)", placeholder="error_rate=0.2&seed=0", scale=2)
+        spec = gr.Textbox(DEMO_TEACHER, label="Teacher spec (used by the other tabs)", interactive=False,
+                          buttons=["copy"], scale=2, elem_id="teacher-spec")
+    kind_doc = gr.Markdown()
+    gr.Markdown("### Few-shot prompt")
+    example_id = gr.State(None)
+    with gr.Row():
+        template = gr.Textbox(label="Template (edit freely; keep {input})", lines=16, max_lines=30,
+                              elem_id="template")
+        prompt = gr.Textbox(label="Prompt preview for the selected example", lines=16, max_lines=30,
+                            interactive=False, buttons=["copy"], elem_id="prompt-preview")
+    reset = gr.Button("Reset to the task's template", size="sm")
+
+    task_outputs = [info, examples, template, prompt, example_id]
+    task.change(bind(on_task, store), task, task_outputs, api_name="select_task")
+    template.change(bind(on_template, store), [task, template, example_id], prompt,
+                    show_progress="hidden", api_name="preview_prompt")
+    examples.select(bind(on_example_select, store), [task, template], [example_id, prompt],
+                    api_visibility="private")
+    reset.click(bind(on_reset_template, store), [task, example_id], [template, prompt],
+                api_visibility="private")
+    kind.input(on_teacher_kind, kind, [target, settings, kind_doc, spec], api_visibility="private")
+    for box in (target, settings):
+        box.blur(on_teacher_parts, [kind, target, settings], spec, api_visibility="private")
+        box.submit(on_teacher_parts, [kind, target, settings], spec, api_visibility="private")
+    # Reopening the page re-reads the workspace (a task imported elsewhere shows up) and the task's facts.
+    demo.load(bind(refresh_tasks, store), task, task, api_visibility="private").then(
+        bind(on_task, store), task, task_outputs, api_visibility="private")
+    return Selection(task=task, teacher=spec, template=template)

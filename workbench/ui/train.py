@@ -1,0 +1,254 @@
+"""Tab 3, Train: configure a student run, launch it as a background job, watch its curves, cancel or resume.
+
+The form maps one-to-one onto :class:`workbench.config.TrainConfig`; the equivalent ``workbench train`` command
+(:func:`workbench.config.config_to_cli`) is shown for every setting. Training runs as a ``train`` job
+(:mod:`workbench.runs`), polled by a ``gr.Timer``; the curves come from the run's own ``metrics.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+
+import gradio as gr
+
+from .. import plots
+from ..config import METHOD_NAMES, TrainConfig, config_to_cli
+from ..errors import ConfigError, RunError
+from ..jobs import ACTIVE, cancel_job, job_status, list_jobs, read_log, start_job
+from ..runs import list_runs, read_meta, run_path
+from ..store import Store
+from ..students import list_presets
+from .common import bind, clip, edge, esc, first, fmt_duration, fmt_pct, intro, progress_html
+
+RUN_HEADERS = ["run", "task", "method", "student", "status", "steps", "accuracy", "teacher acc.", "updated"]
+# Demo-sized defaults: the tiny preset learns the built-in word problems in about a minute on two CPU cores.
+DEFAULTS = {"student": "tiny", "method": "dss", "alpha": 0.5, "fraction": 1.0, "steps": 300, "batch_size": 32,
+            "learning_rate": 2e-3, "seed": 0, "eval_every": 100, "test_limit": None}
+FORM_FIELDS = ("student", "method", "alpha", "fraction", "steps", "batch_size", "learning_rate", "seed",
+               "eval_every", "test_limit")
+
+
+def form_config(task: str, teacher: str, student, method, alpha, fraction, steps, batch_size, lr, seed,
+                eval_every, test_limit, run_name) -> TrainConfig:
+    """The form's values as a validated TrainConfig (a ConfigError says which field is wrong)."""
+    if not task:
+        raise ConfigError("pick a task in the Task & teacher tab first")
+    return TrainConfig(
+        task=task, method=method, student=(student or "").strip() or "tiny",
+        teacher=None if method == "standard" else (teacher or None), alpha=float(alpha), fraction=float(fraction),
+        steps=int(steps), batch_size=int(batch_size), learning_rate=float(lr), seed=int(seed),
+        eval_every=int(eval_every or 0), test_limit=int(test_limit) if test_limit else None,
+        run=(run_name or "").strip() or None)
+
+
+def device_line() -> str:
+    from ..trainer import device_info  # torch import: only when the tab is built
+
+    info = device_info()
+    return f"{info['device']}" + (" · bf16" if info.get("bf16") else "")
+
+
+def estimate_seconds(store: Store, cfg: TrainConfig) -> float | None:
+    """Seconds for ``cfg.steps`` from the median seconds per step of finished runs with the same student, method
+    and batch size in this workspace (None before the first such run).
+
+    TODO(library): belongs in workbench.runs next to the run summaries it reads.
+    """
+    rates = [r["summary"].get("s_per_step") for r in list_runs(store)
+             if r["method"] == cfg.method and r["student"] == cfg.student
+             and isinstance(r["summary"].get("s_per_step"), (int, float))
+             and (read_cfg(store, r["name"]) or {}).get("batch_size") == cfg.batch_size]
+    return statistics.median(rates) * cfg.steps if rates else None
+
+
+def read_cfg(store: Store, run: str) -> dict | None:
+    try:
+        return read_meta(store, run)["config"]
+    except (RunError, OSError, ValueError, KeyError):  # a run folder being written or removed: skip it
+        return None
+
+
+@edge
+def on_form(store: Store, task, teacher, *values):
+    """Any setting changed: the CLI command and the time estimate follow."""
+    try:
+        cfg = form_config(task, teacher, *values)
+    except ConfigError as err:
+        return f"# {err}", f"⚠ {esc(err)}"
+    est = estimate_seconds(store, cfg)
+    when = (f"about {fmt_duration(est)} for {cfg.steps} steps (from earlier runs here)" if est is not None
+            else "estimate after the first steps (no earlier run with these settings)")
+    return (f"workbench --workspace {store.workspace} " + config_to_cli(cfg).removeprefix("workbench "),
+            f"**Device** {esc(device_line())} · **time** {esc(when)}")
+
+
+@edge
+def on_train(store: Store, task, teacher, *values):
+    cfg = form_config(task, teacher, *values)
+    job_id = start_job(store, "train", cfg.to_dict())
+    gr.Info(f"Training started ({job_id}); it keeps running if you close the page.")
+    return gr.Timer(active=True)
+
+
+def latest_train_job(store: Store) -> dict | None:
+    jobs = list_jobs(store, "train")
+    return first(jobs)
+
+
+def read_metrics(store: Store, run: str) -> list[dict]:
+    """The run's ``metrics.jsonl`` events (a line being written is skipped, not an error)."""
+    path = run_path(store, run) / "metrics.jsonl"
+    if not run or not path.is_file():
+        return []
+    events = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            events.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # the trainer is appending this very line
+    return events
+
+
+def job_progress(job: dict | None) -> str:
+    if job is None:
+        return progress_html(0, [("no training yet", "")])
+    p = job.get("progress") or {}
+    result = p.get("result") or {}
+    step, steps = p.get("step", 0) or 0, p.get("steps") or 0
+    done = job["status"] == "done"
+    if result.get("steps"):  # the final event carries no step count or time; the summary does
+        step = steps = result["steps"]
+        p = {**p, "elapsed": result.get("train_seconds"), "eta": 0}
+    stats = [("run", p.get("run") or result.get("run") or "–"), ("step", f"{step}/{steps or '?'}"),
+             ("loss", f"{p['loss']:.3f}" if isinstance(p.get("loss"), (int, float)) else "–"),
+             ("elapsed", fmt_duration(p.get("elapsed"))), ("ETA", fmt_duration(p.get("eta")))]
+    if result:
+        stats += [("test accuracy", fmt_pct(result.get("accuracy"))),
+                  ("teacher", fmt_pct(result.get("teacher_accuracy")))]
+    status = job["status"] + (f": {job['error']}" if job.get("error") else "")
+    return progress_html(1.0 if done else (step / steps if steps else 0), stats, f"{job['id']} {status}")
+
+
+def runs_table(store: Store) -> list[list[str]]:
+    rows = []
+    for r in reversed(list_runs(store)):
+        s = r["summary"] or {}
+        rows.append([r["name"], r["task"], r["method"], clip(r["student"], 40), r["status"], str(s.get("steps", "")),
+                     fmt_pct(s.get("accuracy")), fmt_pct(s.get("teacher_accuracy")),
+                     time.strftime("%m-%d %H:%M", time.localtime(r["updated"]))])
+    return rows
+
+
+def on_poll(store: Store, shown: str | None):
+    """Timer tick: job progress, log tail, the curves of the run being trained (or the one picked), runs list."""
+    job = latest_train_job(store)
+    if job is not None and job["status"] in ACTIVE:
+        job = job_status(store, job["id"])
+    running = job is not None and job["status"] in ACTIVE
+    job_run = (job or {}).get("progress", {}).get("run") or (job or {}).get("spec", {}).get("resume")
+    run = job_run if running and job_run else (shown or job_run)
+    events = read_metrics(store, run) if run else []
+    fig = plots.loss_curves(events, title=f"Run {run}") if events else plots.empty("no metrics yet")
+    names = [r["name"] for r in list_runs(store)]
+    return (job_progress(job), read_log(store, job["id"], 15) if job else "", fig, runs_table(store),
+            gr.update(choices=names, value=run if run in names else None), gr.Timer(active=running),
+            gr.Button(interactive=not running), gr.Button(interactive=running))
+
+
+@edge
+def on_cancel(store: Store):
+    job = latest_train_job(store)
+    if job is not None and job["status"] in ACTIVE:
+        cancel_job(store, job["id"])
+        gr.Info("Cancelling; the run saves a checkpoint and can be resumed.")
+
+
+@edge
+def on_resume(store: Store, run: str | None):
+    if not run:
+        raise gr.Error("Pick a stopped run to resume.")
+    status = store.run_row(run)["status"]
+    if status in ("done", "running"):
+        raise gr.Error(f"Run {run} is {status}; only a cancelled, failed or interrupted run can be resumed.")
+    start_job(store, "train", {"resume": run})
+    gr.Info(f"Resuming {run} from its last checkpoint.")
+    return gr.Timer(active=True)
+
+
+@edge
+def on_load_config(store: Store, run: str | None):
+    """Fill the form from an old run's config.json (to repeat it or vary one setting)."""
+    if not run:
+        raise gr.Error("Pick a run whose settings to load.")
+    cfg = read_meta(store, run)["config"]
+    return tuple(cfg.get(k, DEFAULTS[k]) for k in FORM_FIELDS)
+
+
+def on_run_select(evt: gr.SelectData):
+    return evt.row_value[0] if evt.row_value else gr.skip()
+
+
+def render(store: Store, demo: gr.Blocks, sel) -> None:
+    """Lay out the tab and wire its events. ``sel``: the Task & teacher tab's selection."""
+    intro("Train a small student on the reviewed rationales. `dss` learns label and rationale (weight α on the "
+          "label); `standard` learns labels only. Training runs in the background; close the page any time.")
+    presets = [p["name"] for p in list_presets()]
+    with gr.Row():
+        student = gr.Dropdown(presets, value=DEFAULTS["student"], allow_custom_value=True, scale=2,
+                              label="Student (preset, or a checkpoint folder / hub id)", elem_id="train-student")
+        method = gr.Radio(list(METHOD_NAMES), value=DEFAULTS["method"], label="Method", scale=2,
+                          elem_id="train-method")
+        alpha = gr.Slider(0, 1, value=DEFAULTS["alpha"], step=0.05, label="α (dss: weight of the label loss)", scale=2)
+    with gr.Row():
+        fraction = gr.Slider(0.05, 1, value=DEFAULTS["fraction"], step=0.05, label="Fraction of the training set")
+        steps = gr.Number(DEFAULTS["steps"], precision=0, minimum=1, label="Steps", elem_id="train-steps")
+        batch = gr.Number(DEFAULTS["batch_size"], precision=0, minimum=1, label="Batch size")
+        lr = gr.Number(DEFAULTS["learning_rate"], label="Learning rate")
+        seed = gr.Number(DEFAULTS["seed"], precision=0, label="Seed")
+        eval_every = gr.Number(DEFAULTS["eval_every"], precision=0, minimum=0, label="Evaluate every N steps",
+                               elem_id="train-eval-every")
+    with gr.Row():
+        test_limit = gr.Number(None, precision=0, minimum=1, label="Score on the first N test examples (blank: all)",
+                               elem_id="train-test-limit")
+        run_name = gr.Textbox(label="Run name (optional; default task-method-student-time)")
+    facts = gr.Markdown(elem_id="train-facts")
+    cli = gr.Code(language="shell", label="Equivalent command (copy it to run from a terminal)", lines=2,
+                  interactive=False, elem_id="train-cli")
+    with gr.Row():
+        train = gr.Button("Train student", variant="primary", elem_id="train-start")
+        cancel = gr.Button("Cancel", variant="stop", interactive=False)
+    progress = gr.HTML(elem_id="train-progress")
+    timer = gr.Timer(1.5, active=False)
+    with gr.Row():
+        with gr.Column(scale=3):
+            curves = gr.Plot(label="Loss and eval accuracy", elem_id="train-curves")
+        with gr.Column(scale=2):
+            log = gr.Code(language=None, label="Log (tail)", lines=14, interactive=False)
+    gr.Markdown("### Runs")
+    with gr.Row():
+        shown = gr.Dropdown([], label="Run shown in the chart", scale=3, elem_id="train-shown")
+        resume = gr.Button("Resume this run", size="sm", scale=1)
+        load_cfg = gr.Button("Load its settings into the form", size="sm", scale=1)
+    runs = gr.Dataframe(headers=RUN_HEADERS, datatype="str", interactive=False, wrap=True, max_height=320,
+                        label="Runs in this workspace (click one to show it)", elem_id="train-runs")
+
+    form = [student, method, alpha, fraction, steps, batch, lr, seed, eval_every, test_limit, run_name]
+    inputs = [sel.task, sel.teacher, *form]
+    poll_out = [progress, log, curves, runs, shown, timer, train, cancel]
+    poll = bind(on_poll, store)
+    for comp in [sel.task, sel.teacher, *form]:
+        comp.change(bind(on_form, store), inputs, [cli, facts], show_progress="hidden", api_visibility="private")
+    train.click(bind(on_train, store), inputs, timer, api_name="train").then(poll, shown, poll_out,
+                                                                             api_visibility="private")
+    cancel.click(bind(on_cancel, store), None, None, api_visibility="private")
+    resume.click(bind(on_resume, store), shown, timer, api_name="resume").then(poll, shown, poll_out,
+                                                                               api_visibility="private")
+    load_cfg.click(bind(on_load_config, store), shown, form[:-1], api_visibility="private")
+    timer.tick(poll, shown, poll_out, show_progress="hidden", api_visibility="private")
+    runs.select(on_run_select, None, shown, api_visibility="private").then(poll, shown, poll_out,
+                                                                           api_visibility="private")
+    shown.input(poll, shown, poll_out, api_visibility="private")
+    demo.load(poll, shown, poll_out, api_visibility="private").then(bind(on_form, store), inputs, [cli, facts],
+                                                                    api_visibility="private")
