@@ -14,7 +14,7 @@ import pytest
 from gradio_client.exceptions import AppError
 
 from workbench.jobs import wait_job
-from workbench.review import browse_generations
+from workbench.review import browse_generations, current_state
 from workbench.tasks import load_task
 
 
@@ -65,7 +65,6 @@ def test_prompt_preview_follows_template_edits(served):
 
 
 def test_generate_edit_status_and_export_roundtrip(served):
-    from workbench.ui import rationales
 
     _, client, store = served
     template = load_task("wordproblems", store).template().text
@@ -77,13 +76,13 @@ def test_generate_edit_status_and_export_roundtrip(served):
     gid = page.rows[0]["generation_id"]
 
     # Edits through the API: saved as made, and a blur without a change is not an edit.
-    state = rationales.row_state(store, gid)
+    state = current_state(store, gid)
     client.predict(gid, state["rationale"], state["label"], api_name="/edit")
     assert store.edit_history(gid) == []
     status, history, saved = client.predict(gid, "4 - 2 - 1 = 1", "4 - 2 - 1", api_name="/edit")
     assert status == "accepted" and saved.startswith("Saved")
     assert len(history["data"]) == 1
-    assert rationales.row_state(store, gid)["rationale"] == "4 - 2 - 1 = 1"
+    assert current_state(store, gid)["rationale"] == "4 - 2 - 1 = 1"
     client.predict(gid, "rejected", api_name="/set_status")
     assert store.latest_edit(gid)["status"] == "rejected"
     assert store.latest_edit(gid)["rationale"] == "4 - 2 - 1 = 1"  # a status change keeps the edited text

@@ -123,6 +123,19 @@ def _report(progress: ProgressFn | None, counts: dict, done: int, total: int, st
     progress({**counts, "done": done, "total": total, "elapsed": elapsed, "eta": eta})
 
 
+def answer_one(store: Store, task: Task, teacher: Teacher, text: str,
+               template: PromptTemplate | None = None) -> dict:
+    """Ask a teacher about one new input (prompt → raw text → parsed answer) without storing anything."""
+    template = template or task.template()
+    example = Example("new", "new", text, None, {})
+    reply = teacher.answer([TeacherRequest(example, template.render(text), task.labels)])[0]
+    if reply.error:
+        return {"label": None, "rationale": None, "raw": reply.raw, "error": reply.error, "parse_error": None}
+    parsed = template.parser.parse(reply.raw or "", task.labels)
+    return {"label": parsed.label, "rationale": parsed.rationale, "raw": reply.raw, "error": None,
+            "parse_error": parsed.parse_error}
+
+
 def teacher_accuracy(store: Store, task: Task, teacher_id: str, template_hash: str | None = None,
                      split: str = "train", limit: int | None = None) -> float | None:
     """Accuracy of the teacher's latest answers against gold (parse errors count as wrong); None without gold."""

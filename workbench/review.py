@@ -49,6 +49,19 @@ def set_status(store: Store, generation_ids: list[int], status: str, author: str
     return len(generation_ids)
 
 
+def current_state(store: Store, generation_id: int) -> dict:
+    """A generation with its latest edit applied (the same resolution the training set uses)."""
+    gen = store.generation(generation_id)
+    latest = store.latest_edit(generation_id) or {}
+    example = store.example(gen.task, gen.example_id)
+    resolved = resolve_row({"teacher_rationale": gen.rationale, "teacher_label": gen.label,
+                            "parse_error": gen.parse_error, "edit_rationale": latest.get("rationale"),
+                            "edit_label": latest.get("label"), "status": latest.get("status")})
+    return {"id": generation_id, "raw": gen.raw or "", "input": example.input, "gold": example.label or "",
+            "rationale": resolved["rationale"] or "", "label": resolved["resolved_teacher_label"] or "",
+            "status": resolved["status"], "parse_error": gen.parse_error or ""}
+
+
 @dataclass
 class GenerationPage:
     rows: list[dict]

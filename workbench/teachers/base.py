@@ -97,6 +97,23 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
     return kind.strip(), target.strip(), options
 
 
+def teacher_id(spec: str) -> str:
+    """The id a spec's answers are stored under (``kind`` or ``kind:target``; options excluded), without building
+    the teacher."""
+    kind, target, _ = parse_spec(spec)
+    return f"{kind}:{target}" if target else kind
+
+
+def compose_spec(kind: str, target: str = "", settings: str = "") -> str:
+    """A spec string from its parts (the inverse of :func:`parse_spec`), validated."""
+    spec = kind.strip() + (f":{target.strip()}" if target and target.strip() else "")
+    settings = (settings or "").strip().lstrip("?")
+    if settings:
+        spec += "?" + settings
+    parse_spec(spec)  # raises TeacherError with a message that says what to fix
+    return spec
+
+
 def get_teacher(spec: str, store=None) -> Teacher:
     """Build a teacher from its spec string; ``store`` is the workspace store for teachers that read from it."""
     kind, target, options = parse_spec(spec)

@@ -13,10 +13,10 @@ import gradio as gr
 from .. import plots
 from ..compare import compare
 from ..evaluation import load_run, read_meta
-from ..prompts import PromptTemplate
-from ..store import Example, Store
+from ..generation import answer_one
+from ..store import Store
 from ..tasks import load_task
-from ..teachers import TeacherRequest, get_teacher
+from ..teachers import get_teacher
 from .common import bind, clip, edge, esc, fmt_pct, intro
 
 FILTERS = ("all", "student right, teacher wrong", "teacher right, student wrong", "they disagree", "both wrong")
@@ -107,25 +107,20 @@ def loaded_run(store: Store, name: str):
 
 
 def ask_teacher(store: Store, task_name: str, spec: str, template_text: str, text: str) -> dict:
-    """One new input through the teacher: prompt → raw text → parsed rationale and label.
-
-    TODO(library): belongs in workbench.generation (the same path as a stored generation, without storing).
-    """
+    """The library's :func:`answer_one`, shaped for the three answer boxes."""
     task = load_task(task_name, store)
     template = task.template()
     if template_text and template_text != template.text:
-        template = PromptTemplate(template.name, template_text, template.parser_name)
+        template = template.with_text(template_text)
     teacher = get_teacher(spec, store=store)
     try:
-        reply = teacher.answer([TeacherRequest(Example("new", "new", text, None, {}), template.render(text),
-                                               task.labels)])[0]
+        a = answer_one(store, task, teacher, text, template)
     finally:
         teacher.close()
-    if reply.error:
-        return {"label": "", "rationale": "", "note": f"the teacher could not answer: {reply.error}"}
-    parsed = template.parser.parse(reply.raw or "", task.labels)
-    return {"label": parsed.label or "", "rationale": parsed.rationale or "",
-            "note": f"parse error: {parsed.parse_error}" if parsed.parse_error else ""}
+    if a["error"]:
+        return {"label": "", "rationale": "", "note": f"the teacher could not answer: {a['error']}"}
+    return {"label": a["label"] or "", "rationale": a["rationale"] or "",
+            "note": f"parse error: {a['parse_error']}" if a["parse_error"] else ""}
 
 
 @edge

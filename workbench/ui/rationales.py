@@ -15,22 +15,17 @@ import gradio as gr
 from ..errors import ConfigError, NothingToDoError, UnknownNameError
 from ..generation import teacher_accuracy
 from ..jobs import ACTIVE, cancel_job, job_status, list_jobs, read_log, start_job
-from ..review import PAGE_SIZE, VIEWS, browse_generations, edit_generation, set_status
+from ..review import PAGE_SIZE, VIEWS, browse_generations, current_state, edit_generation, set_status
 from ..store import EDIT_STATUSES, Store
 from ..tasks import load_task
 from ..teachers import TEACHERS, parse_spec
-from ..trainingset import build_training_set, resolve_row
+from ..teachers.base import teacher_id
+from ..trainingset import build_training_set
 from .common import bind, clip, edge, fmt_duration, fmt_pct, intro, progress_html
 
 TABLE_HEADERS = ["id", "example", "input", "teacher label", "gold", "right", "status", "edited", "rationale"]
 HISTORY_HEADERS = ["edit", "when", "status", "rationale", "label", "author"]
 MARK = {True: "✓", False: "✗", None: "–"}
-
-
-def teacher_id(spec: str) -> str:
-    """The id a teacher spec stores its generations under (``kind`` or ``kind:target``; options excluded)."""
-    kind, target, _ = parse_spec(spec)
-    return f"{kind}:{target}" if target else kind
 
 
 def answered_teachers(store: Store, task_name: str, spec: str | None) -> list[str]:
@@ -136,19 +131,6 @@ def on_cancel(store: Store, task_name: str):
 
 
 # -- one row: detail and edits ----------------------------------------------------------------------------------
-def row_state(store: Store, generation_id: int) -> dict:
-    """A generation with its latest edit applied (the same resolution the training set uses)."""
-    gen = store.generation(generation_id)
-    latest = store.latest_edit(generation_id) or {}
-    example = store.example(gen.task, gen.example_id)
-    resolved = resolve_row({"teacher_rationale": gen.rationale, "teacher_label": gen.label,
-                            "parse_error": gen.parse_error, "edit_rationale": latest.get("rationale"),
-                            "edit_label": latest.get("label"), "status": latest.get("status")})
-    return {"id": generation_id, "raw": gen.raw or "", "input": example.input, "gold": example.label or "",
-            "rationale": resolved["rationale"] or "", "label": resolved["resolved_teacher_label"] or "",
-            "status": resolved["status"], "parse_error": gen.parse_error or ""}
-
-
 def history_rows(store: Store, generation_id: int) -> list[list[str]]:
     return [[str(e["id"]), time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e["created"])), e["status"],
              clip(e["rationale"], 120) if e["rationale"] is not None else "(teacher's)",
@@ -157,7 +139,7 @@ def history_rows(store: Store, generation_id: int) -> list[list[str]]:
 
 
 def detail(store: Store, generation_id: int):
-    s = row_state(store, generation_id)
+    s = current_state(store, generation_id)
     header = f"Generation {s['id']}" + (f" · parse error: {s['parse_error']}" if s["parse_error"] else "")
     return (s["id"], s["input"], s["gold"], s["raw"], s["rationale"], s["label"], s["status"],
             history_rows(store, generation_id), header, "")
@@ -176,14 +158,14 @@ def on_edit_text(store: Store, generation_id: float | None, rationale: str, labe
     if generation_id is None:
         return gr.skip(), gr.skip(), gr.skip()
     gid = int(generation_id)
-    current = row_state(store, gid)
+    current = current_state(store, gid)
     changed_rationale = rationale is not None and rationale.strip() != current["rationale"]
     changed_label = label is not None and label.strip() != current["label"]
     if not (changed_rationale or changed_label):
         return gr.skip(), gr.skip(), gr.skip()
     edit_generation(store, gid, rationale=rationale if changed_rationale else None,
                     label=label if changed_label else None)
-    return row_state(store, gid)["status"], history_rows(store, gid), f"Saved at {time.strftime('%H:%M:%S')}."
+    return current_state(store, gid)["status"], history_rows(store, gid), f"Saved at {time.strftime('%H:%M:%S')}."
 
 
 @edge

@@ -13,7 +13,8 @@ import gradio as gr
 from ..errors import ConfigError
 from ..store import Store
 from ..tasks import list_tasks, load_task
-from ..teachers import TEACHERS, parse_spec
+from ..teachers import TEACHERS
+from ..teachers.base import compose_spec
 from . import imports
 from .common import bind, clip, edge, esc, first, intro
 
@@ -96,16 +97,6 @@ def on_example_select(store: Store, task_name: str, text: str, evt: gr.SelectDat
 def on_reset_template(store: Store, task_name: str, example_id: str | None):
     text = load_task(task_name, store).template().text
     return text, preview(store, task_name, text, example_id)
-
-
-def compose_spec(kind: str, target: str, settings: str) -> str:
-    """Teacher spec string from its parts (the grammar of :mod:`workbench.teachers.base`), validated."""
-    spec = kind + (f":{target.strip()}" if target and target.strip() else "")
-    settings = (settings or "").strip().lstrip("?")
-    if settings:
-        spec += "?" + settings
-    parse_spec(spec)  # raises TeacherError with a message that says what to fix
-    return spec
 
 
 @edge
