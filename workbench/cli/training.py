@@ -1,0 +1,104 @@
+"""Training verbs: train (and resume), eval, compare, runs.
+
+    workbench train --task wordproblems --method dss --student tiny --teacher builtin --steps 600 --json
+    workbench train --resume RUN_NAME
+    workbench eval --run RUN_NAME --json
+    workbench compare --run RUN_NAME --limit 20 --json
+    workbench runs
+"""
+
+from __future__ import annotations
+
+import sys
+
+from . import add_common, open_store
+
+
+def register(sub) -> None:
+    from ..config import add_config_arguments
+
+    p = add_common(sub.add_parser("train", help="train a student (or --resume a stopped run)"))
+    add_config_arguments(p)
+    p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint with its saved config")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.set_defaults(func=cmd_train)
+
+    p = add_common(sub.add_parser("eval", help="score a run on a split by the task metric"))
+    p.add_argument("--run", required=True)
+    p.add_argument("--split", default="test")
+    p.add_argument("--limit", type=int, help="first N examples of the split")
+    p.set_defaults(func=cmd_eval)
+
+    p = add_common(sub.add_parser("compare", help="teacher vs student per test example, with summaries"))
+    p.add_argument("--run", required=True)
+    p.add_argument("--limit", type=int, help="first N test examples")
+    p.add_argument("--no-teacher-generation", action="store_true",
+                   help="never ask the built-in teacher for missing test answers")
+    p.set_defaults(func=cmd_compare)
+
+    p = add_common(sub.add_parser("runs", help="list the runs of this workspace"))
+    p.add_argument("--task")
+    p.set_defaults(func=cmd_runs)
+
+
+def _printer(quiet: bool):
+    def progress(event: dict) -> None:
+        if quiet:
+            return
+        kind = event.get("event")
+        if kind == "train":
+            parts = " ".join(f"{k}={event[k]:.4f}" for k in ("loss", "label_loss", "rationale_loss", "kl")
+                             if isinstance(event.get(k), float))
+            eta = f" eta={event['eta']:.0f}s" if event.get("eta") is not None else ""
+            print(f"step {event['step']}/{event['steps']} {parts}{eta}", file=sys.stderr, flush=True)
+        elif kind in ("eval", "resume", "early_stop", "note"):
+            print(" ".join(f"{k}={v}" for k, v in event.items() if k not in ("time", "run")),
+                  file=sys.stderr, flush=True)
+
+    return progress
+
+
+def cmd_train(args) -> dict:
+    from ..config import config_from_args
+    from ..runs import resume_run, train_student
+
+    store = open_store(args)
+    progress = _printer(args.quiet)
+    if args.resume:
+        summary = resume_run(store, args.resume, progress=progress)
+    else:
+        summary = train_student(store, config_from_args(args), progress=progress)
+    args.human = _human_train
+    return summary
+
+
+def _human_train(s: dict) -> str:
+    acc = "n/a" if s.get("accuracy") is None else f"{s['accuracy']:.3f}"
+    teacher = "" if s.get("teacher_accuracy") is None else f" (teacher {s['teacher_accuracy']:.3f})"
+    return (f"run {s['run']}: {s['status']} after {s['steps']} steps in {s['train_seconds']:.0f} s; "
+            f"test accuracy {acc}{teacher}\n{s['run_dir']}")
+
+
+def cmd_eval(args) -> dict:
+    from ..evaluation import evaluate
+
+    return evaluate(open_store(args), args.run, split=args.split, limit=args.limit)
+
+
+def cmd_compare(args) -> dict:
+    from ..compare import compare
+
+    out = compare(open_store(args), args.run, limit=args.limit, generate_teacher=not args.no_teacher_generation)
+    args.human = lambda r: "\n".join(
+        [f"student {r['student_accuracy']}, teacher {r['teacher_accuracy']}, agreement {r['agreement']} "
+         f"(n={r['n']}); student right/teacher wrong: {r['student_right_teacher_wrong']}, reverse: "
+         f"{r['teacher_right_student_wrong']}"] + ([r["note"]] if r.get("note") else []))
+    return out
+
+
+def cmd_runs(args) -> dict:
+    runs = open_store(args).list_runs(args.task)
+    args.human = lambda r: "\n".join(
+        f"{x['name']:<48} {x['status']:<10} {x['method']:<8} {x['student']:<12} "
+        f"acc={x['summary'].get('accuracy')}" for x in r["runs"]) or "no runs yet"
+    return {"runs": runs}

@@ -1,0 +1,257 @@
+"""A narrow HF ``Trainer`` subclass and the callbacks that make a run observable and stoppable.
+
+:class:`DistillTrainer` overrides only :meth:`~DistillTrainer.compute_loss` (the loss itself is the method's pure
+function in :mod:`workbench.methods`) and :meth:`~DistillTrainer.log` (to add the per-task loss parts). Everything
+else — device placement, bf16, gradient accumulation, DDP under ``torchrun``, checkpoints with optimizer and
+scheduler state, resume — is the Trainer's (and accelerate's) own.
+
+>>> trainer = DistillTrainer(model=m, args=args, train_dataset=ds, data_collator=collator,    # doctest: +SKIP
+...                          method=get_method("dss"), causal=False)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import Trainer, TrainerCallback, TrainingArguments
+
+from .methods import Method, forward_logits
+
+ProgressFn = Callable[[dict], None]
+
+
+def is_main_process() -> bool:
+    """True on the process that writes files (rank 0 under torchrun; always true otherwise)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def device_info(bf16: str = "auto") -> dict:
+    """Where training will run: CUDA when present (bf16 where the card supports it), else CPU."""
+    if torch.cuda.is_available():
+        supported = torch.cuda.is_bf16_supported()
+        use = supported if bf16 == "auto" else bf16 == "true"
+        return {"device": f"cuda ({torch.cuda.get_device_name(0)})", "bf16": bool(use), "cuda": True}
+    return {"device": f"cpu ({torch.get_num_threads()} threads)", "bf16": False, "cuda": False}
+
+
+class DistillTrainer(Trainer):
+    """``Trainer`` whose loss is a :class:`~workbench.methods.Method`'s pure function over one forward pass."""
+
+    # Our loss is a per-batch mean: let the Trainer divide it by the gradient-accumulation steps.
+    loss_is_scaled_for_ga = False
+
+    def __init__(self, *args, method: Method, causal: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.method = method
+        self.causal = causal
+        self._part_sums: dict[str, float] = {}
+        self._part_count = 0
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        logits = forward_logits(model, inputs)
+        out = self.method.loss(logits, inputs, self.causal)
+        if model.training:
+            for key, value in out.parts.items():  # kept on device until a log step: no sync per step
+                self._part_sums[key] = self._part_sums.get(key, 0.0) + value
+            self._part_count += 1
+        return (out.loss, {"logits": logits}) if return_outputs else out.loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self._part_count:
+            for key, total in self._part_sums.items():
+                logs[key] = round(float(total) / self._part_count, 6)
+            self._part_sums, self._part_count = {}, 0
+        super().log(logs, start_time)
+
+
+def training_arguments(cfg, output_dir: Path, *, world_size: int = 1) -> TrainingArguments:
+    """Trainer arguments for a :class:`~workbench.config.TrainConfig` (no fixed-length padding, length-grouped)."""
+    dev = device_info(cfg.bf16)
+    return TrainingArguments(
+        output_dir=str(output_dir), max_steps=cfg.steps, per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate, warmup_steps=cfg.warmup_steps, weight_decay=cfg.weight_decay,
+        lr_scheduler_type="linear", seed=cfg.seed, data_seed=cfg.seed, bf16=dev["bf16"],
+        use_cpu=not dev["cuda"], dataloader_pin_memory=dev["cuda"], logging_steps=_log_every(cfg.steps),
+        save_strategy="steps", save_steps=cfg.save_every, save_total_limit=2, eval_strategy="no",
+        report_to=[] if cfg.report_to == "none" else cfg.report_to.split(","), disable_tqdm=True,
+        remove_unused_columns=False, train_sampling_strategy="group_by_length", length_column_name="length",
+        dataloader_num_workers=0, ddp_find_unused_parameters=False if world_size > 1 else None,
+    )
+
+
+def _log_every(steps: int) -> int:
+    # ~50 points per curve, at least every 25 steps so a short run still shows progress.
+    return max(1, min(25, steps // 50))
+
+
+class MetricsLog:
+    """Appends events to ``metrics.jsonl`` (main process only) and hands them to a progress function."""
+
+    def __init__(self, path: Path, progress: ProgressFn | None = None):
+        self.path = path
+        self.progress = progress
+        self.main = is_main_process()
+
+    def write(self, event: dict) -> None:
+        event = {"time": round(time.time(), 3), **event}
+        if self.main:
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(event, default=float) + "\n")
+            if self.progress is not None:
+                self.progress(event)
+
+
+class ProgressCallback(TrainerCallback):
+    """Turns the Trainer's logs into progress events: step, loss and its parts, lr, elapsed, ETA."""
+
+    def __init__(self, log: MetricsLog):
+        self.log = log
+        self.started = time.monotonic()
+        self.first_step = 0
+
+    def on_train_begin(self, args, state, control, optimizer=None, **kwargs):
+        self.started, self.first_step = time.monotonic(), state.global_step
+        self.log.write({"event": "train_begin", "step": state.global_step, "steps": state.max_steps,
+                        "optimizer_step": _optimizer_step(optimizer)})
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = dict(logs or {})
+        if "loss" not in logs:
+            return
+        done = state.global_step - self.first_step
+        elapsed = time.monotonic() - self.started
+        eta = elapsed / done * (state.max_steps - state.global_step) if done else None
+        self.log.write({"event": "train", "step": state.global_step, "steps": state.max_steps,
+                        "loss": logs["loss"], "lr": logs.get("learning_rate"),
+                        **{k: v for k, v in logs.items() if k.endswith("_loss") or k == "kl"},
+                        "elapsed": round(elapsed, 2), "eta": None if eta is None else round(eta, 1),
+                        "s_per_step": round(elapsed / done, 4) if done else None})
+
+
+def _optimizer_step(optimizer) -> int | None:
+    """Adam's own step counter: after a resume it equals the checkpoint's step (the state was restored)."""
+    inner = getattr(optimizer, "optimizer", optimizer)  # accelerate wraps the optimizer
+    for state in getattr(inner, "state", {}).values():
+        if "step" in state:
+            return int(state["step"])
+    return 0 if inner is not None else None
+
+
+class StopCallback(TrainerCallback):
+    """Cancel: when ``should_stop()`` turns true, save a checkpoint at this step and stop cleanly."""
+
+    def __init__(self, should_stop: Callable[[], bool]):
+        self.should_stop = should_stop
+        self.stopped_at: int | None = None
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.stopped_at is None and self.should_stop():
+            self.stopped_at = state.global_step
+            control.should_save = True
+            control.should_training_stop = True
+        return control
+
+
+class EvalCallback(TrainerCallback):
+    """Task accuracy (generation + the task's metric) every ``every`` steps; optional early stopping."""
+
+    def __init__(self, evaluate: Callable[[], float], every: int, log: MetricsLog, patience: int | None = None):
+        self.evaluate, self.every, self.log, self.patience = evaluate, every, log, patience
+        self.best = -math.inf
+        self.bad_evals = 0
+        self.history: list[tuple[int, float]] = []
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if not self.every or state.global_step % self.every or control.should_training_stop:
+            return control
+        started = time.monotonic()
+        accuracy = self.evaluate()
+        self.history.append((state.global_step, accuracy))
+        self.log.write({"event": "eval", "step": state.global_step, "accuracy": accuracy,
+                        "seconds": round(time.monotonic() - started, 2)})
+        if accuracy > self.best:
+            self.best, self.bad_evals = accuracy, 0
+        else:
+            self.bad_evals += 1
+            if self.patience is not None and self.bad_evals >= self.patience:
+                self.log.write({"event": "early_stop", "step": state.global_step, "best_accuracy": self.best})
+                control.should_save = True
+                control.should_training_stop = True
+        return control
+
+
+@dataclass
+class FitResult:
+    trainer: DistillTrainer
+    predictor: object  # evaluation.Predictor over the trained model
+    steps: int
+    train_seconds: float
+    s_per_step: float | None
+    stopped: bool
+    eval_history: list
+
+
+def fit(cfg, folder: Path, task, rows: list[dict], student, generation: dict, *, progress: ProgressFn | None = None,
+        should_stop: Callable[[], bool] | None = None, resume_from: str | None = None) -> FitResult:
+    """Encode the rows, train with :class:`DistillTrainer` and the callbacks; no files but the Trainer's own
+    checkpoints and ``metrics.jsonl``."""
+    import datasets
+    from transformers import PrinterCallback
+
+    from .evaluation import predict_examples, predictor_for
+    from .methods import Collator, Encoder, method_for_config
+
+    method = method_for_config(cfg)
+    encoder = Encoder(student.tokenizer, student.is_causal, cfg.max_input_len, cfg.max_target_len)
+    features = [encoder.encode(method, r, task.labels) for r in rows]
+    dataset = datasets.Dataset.from_dict({k: [f[k] for f in features] for k in features[0]})
+    collator = Collator(student.tokenizer.pad_token_id, student.is_causal,
+                        decoder_start_id=getattr(student.model.config, "decoder_start_token_id", None),
+                        class_token_ids=encoder.class_token_ids(task.labels) if method.needs_label_dist else None,
+                        pad_to_multiple_of=8 if torch.cuda.is_available() else None)
+    log = MetricsLog(folder / "metrics.jsonl", progress)
+    if resume_from:
+        log.write({"event": "resume", "from_checkpoint": Path(resume_from).name})
+    predictor = predictor_for(student, cfg, generation)
+    callbacks: list[TrainerCallback] = [ProgressCallback(log)]
+    stop_cb = StopCallback(should_stop) if should_stop is not None else None
+    if stop_cb:
+        callbacks.append(stop_cb)
+    eval_cb = _eval_callback(cfg, task, predictor, log, predict_examples)
+    if eval_cb:
+        callbacks.append(eval_cb)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    trainer = DistillTrainer(model=student.model, args=training_arguments(cfg, folder / "checkpoints", world_size=world),
+                             train_dataset=dataset, data_collator=collator, processing_class=student.tokenizer,
+                             callbacks=callbacks, method=method, causal=student.is_causal)
+    trainer.remove_callback(PrinterCallback)  # progress goes to metrics.jsonl and the progress function
+    started = time.monotonic()
+    trainer.train(resume_from_checkpoint=resume_from)
+    seconds = time.monotonic() - started
+    first = int(Path(resume_from).name.split("-")[-1]) if resume_from else 0
+    done = trainer.state.global_step - first
+    return FitResult(trainer, predictor, trainer.state.global_step, seconds,
+                     round(seconds / done, 4) if done > 0 else None,
+                     bool(stop_cb and stop_cb.stopped_at is not None), eval_cb.history if eval_cb else [])
+
+
+def _eval_callback(cfg, task, predictor, log: MetricsLog, predict_examples) -> EvalCallback | None:
+    if not cfg.eval_every:
+        return None
+    examples = task.examples("valid", cfg.eval_limit) if task.store is not None else []
+    if not examples:
+        log.write({"event": "note", "message": f"task {task.name!r} has no valid split: no evaluation in training"})
+        return None
+
+    def evaluate() -> float:
+        rows, _ = predict_examples(predictor, examples, task.answer_kind)
+        return sum(r["correct"] for r in rows) / len(rows)
+
+    return EvalCallback(evaluate, cfg.eval_every, log, cfg.early_stopping_patience)
