@@ -1,0 +1,60 @@
+"""Serving verbs: ``serve-model`` puts a checkpoint or a trained run behind an OpenAI-compatible endpoint.
+
+    workbench serve-model runs/quantnli-dss-tiny-20250101-120000 --port 8001
+    workbench serve-model run:my-run --workspace ws --port 8001     # the run's label head; 'my-run:rationale'
+    workbench generate --task quantnli --teacher 'openai:my-run:rationale@http://127.0.0.1:8001/v1'
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import sys
+
+from . import add_common
+
+
+def register(sub) -> None:
+    p = add_common(sub.add_parser("serve-model", help="serve a model folder or a trained run with the OpenAI API"))
+    p.add_argument("model", metavar="RUN_OR_PATH", help="a run folder, run:NAME, a model folder or a hub id")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--latency-ms", type=float, default=0.0,
+                   help="make every completion take at least this long (benchmarks)")
+    p.add_argument("--max-batch", type=int, default=32, help="requests generated together at most")
+    p.add_argument("--max-input-tokens", type=int, default=0,
+                   help="keep only the last N prompt tokens (default: what the model's positions allow)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="CPU threads for torch (default: torch's choice; 1 is fastest for tiny models on a busy CPU)")
+    # Fault injection for tests: 'fail_500=3,rate_limit=2,retry_after=1,slow=1,drop=1,garbage=1,empty=1'.
+    p.add_argument("--faults", default="", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_serve_model)
+
+
+def cmd_serve_model(args) -> None:
+    from ..errors import ConfigError
+    from ..serving import FaultPlan, serve
+
+    if not 0 < args.port < 65536 or args.max_batch < 1 or args.latency_ms < 0 or args.max_input_tokens < 0:
+        raise ConfigError("--port must be 1..65535, --max-batch at least 1, --latency-ms and --max-input-tokens "
+                          "0 or more")
+    if not _is_loopback(args.host):
+        print(f"workbench serve-model: warning: listening on {args.host} without authentication: anyone who can "
+              "reach this address can use the model", file=sys.stderr)
+    if args.threads > 0:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    print(f"serving {args.model} on http://{args.host}:{args.port}/v1 (Ctrl-C stops)", file=sys.stderr)
+    serve(args.model, host=args.host, port=args.port, workspace=args.workspace, latency_ms=args.latency_ms,
+          faults=FaultPlan.parse(args.faults), max_batch=args.max_batch,
+          options={"max_input_tokens": str(args.max_input_tokens)} if args.max_input_tokens > 0 else None)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
