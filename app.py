@@ -13,13 +13,11 @@ import argparse
 import os
 import sys
 
+from workbench import offline
+
 # Before gradio (and huggingface_hub) are imported: they read these at import time. No analytics, no hub
 # calls, and local requests never go through a proxy.
-for _key, _value in {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
-                     "HF_DATASETS_OFFLINE": "1", "NO_PROXY": "127.0.0.1,localhost",
-                     "no_proxy": "127.0.0.1,localhost"}.items():
-    os.environ[_key] = _value
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+offline.apply()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

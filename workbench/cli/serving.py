@@ -15,6 +15,12 @@ from . import add_common
 
 
 def register(sub) -> None:
+    p = add_common(sub.add_parser("serve", help="open the Gradio workbench (what `make run` does)"))
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--auth", help="USER:PASSWORD for basic login (also $WORKBENCH_AUTH); use it with --host 0.0.0.0")
+    p.set_defaults(func=cmd_serve)
+
     p = add_common(sub.add_parser("serve-model", help="serve a model folder or a trained run with the OpenAI API"))
     p.add_argument("model", metavar="RUN_OR_PATH", help="a run folder, run:NAME, a model folder or a hub id")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
@@ -29,6 +35,21 @@ def register(sub) -> None:
     # Fault injection for tests: 'fail_500=3,rate_limit=2,retry_after=1,slow=1,drop=1,garbage=1,empty=1'.
     p.add_argument("--faults", default="", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_serve_model)
+
+
+def cmd_serve(args) -> None:
+    import os
+
+    from .. import offline
+
+    offline.apply()  # before gradio is imported: it reads these at import time
+    from ..ui import launch
+
+    if not 0 < args.port < 65536:
+        from ..errors import ConfigError
+
+        raise ConfigError("--port must be 1..65535")
+    launch(args.workspace, host=args.host, port=args.port, auth=args.auth or os.environ.get("WORKBENCH_AUTH"))
 
 
 def cmd_serve_model(args) -> None:
