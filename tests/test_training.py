@@ -232,17 +232,16 @@ def test_cli_train_eval_compare_runs(ws, capsys):
 
 @pytest.mark.slow
 def test_tiny_dss_student_learns_the_builtin_word_problems(tmp_path):
-    """The learning test: 300 steps of dss on the full built-in task (fixed seed) beat chance by far.
+    """The learning test: 250 steps of dss on the full built-in task (fixed seed) beat chance by far.
 
-    Measured (2 shared CPU cores, seed 0, lr 3e-3, batch 32): dss reached 0.21 valid accuracy at step 300 of a
-    400-step run and 0.16 test accuracy at step 400; the most frequent gold equation covers ~1% of the test split.
-    The threshold leaves a wide margin for other CPUs and thread counts while still failing on a broken loss,
-    collator or generation.
+    Measured (2 shared CPU cores, seed 0, lr 1e-3, batch 32): dss reached 0.28 valid accuracy at step 250 (0.39 at
+    750; standard 0.31 at 250); the most frequent gold equation covers ~1% of the test split. The threshold leaves a
+    margin for other CPUs and thread counts while still failing on a broken loss, collator or generation.
     """
     store = Store.open(tmp_path / "ws")
     task = load_task("wordproblems", store)
     generate_rationales(store, task, get_teacher("builtin", store=store))
-    cfg = TrainConfig(task="wordproblems", method="dss", student="tiny", teacher="builtin", steps=300, seed=0,
-                      learning_rate=3e-3, batch_size=32, save_every=1000, predict_rationales=False)
+    cfg = TrainConfig(task="wordproblems", method="dss", student="tiny", teacher="builtin", steps=250, seed=0,
+                      learning_rate=1e-3, batch_size=32, save_every=1000, predict_rationales=False, test_limit=150)
     summary = train_student(store, cfg)
-    assert summary["accuracy"] >= 0.08, summary
+    assert summary["accuracy"] >= 0.15, summary

@@ -25,7 +25,7 @@ from .common import bind, clip, edge, esc, first, fmt_duration, fmt_pct, intro, 
 RUN_HEADERS = ["run", "task", "method", "student", "status", "steps", "accuracy", "teacher acc.", "updated"]
 # Demo-sized defaults: the tiny preset learns the built-in word problems in about a minute on two CPU cores.
 DEFAULTS = {"student": "tiny", "method": "dss", "alpha": 0.5, "fraction": 1.0, "steps": 300, "batch_size": 32,
-            "learning_rate": 2e-3, "seed": 0, "eval_every": 100, "test_limit": None}
+            "learning_rate": 1e-3, "seed": 0, "eval_every": 100, "test_limit": None}
 FORM_FIELDS = ("student", "method", "alpha", "fraction", "steps", "batch_size", "learning_rate", "seed",
                "eval_every", "test_limit")
 
