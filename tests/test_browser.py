@@ -2,15 +2,18 @@
 
 Walks task & teacher → 50 rationales → an edit that survives a reload → a tiny dss student → compare, and checks
 that no request leaves 127.0.0.1 and that hostile text (in a rationale and in a CSV cell) renders as text.
-Saves a screenshot of each tab to ``assets/`` for the README.
+Saves a screenshot of each tab: into ``assets/`` for the README when ``WORKBENCH_SCREENSHOTS=1``, else into the
+test's temporary folder (so a test run never rewrites tracked files).
 
-    make system-deps && .venv/bin/python -m pytest -m browser tests/test_browser.py
+    make system-deps && WORKBENCH_SCREENSHOTS=1 .venv/bin/python -m pytest -m browser tests/test_browser.py
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
+import tempfile
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -19,7 +22,8 @@ import pytest
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
+ASSETS = (Path(__file__).resolve().parents[1] / "assets" if os.environ.get("WORKBENCH_SCREENSHOTS") == "1"
+          else Path(tempfile.mkdtemp(prefix="workbench-shots-")))
 # A payload that would set a flag if it ever ran as script or as an <img onerror> handler.
 SCRIPT = "<script>window.__xss = 1</script>"
 IMG = "<img src=x onerror=\"window.__xss = 2\">"
