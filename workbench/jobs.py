@@ -139,7 +139,10 @@ def run_job(store: Store, job_id: str) -> dict:
         store.upsert_job(job_id, kind=row["kind"], status="failed", error=str(err))
     except Exception as err:  # a bug or a crash (OOM, NaN): the job fails with its reason, the app lives on
         ctx.log(traceback.format_exc())
-        store.upsert_job(job_id, kind=row["kind"], status="failed", error=f"{type(err).__name__}: {err}")
+        reason = f"{type(err).__name__}: {err}"
+        if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":  # torch's, without torch
+            reason += " — out of memory: lower the batch size or the max lengths, or pick a smaller student"
+        store.upsert_job(job_id, kind=row["kind"], status="failed", error=reason)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

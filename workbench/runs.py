@@ -95,6 +95,8 @@ def _execute(store, cfg, name, task, rows, student, meta, progress, should_stop,
         store.upsert_run(name, status="running", summary={"resumed_from": resume_from}, **index)
 
     def report(event: dict) -> None:
+        if event.get("event") == "train":  # at each logged step: a diverged run fails now, not at the end
+            check_finite(student.model, cfg, event.get("step"))
         if progress is not None:
             progress({"run": name, **event})
 
@@ -126,6 +128,7 @@ def _finish(store, cfg, name, task, student, meta, result) -> dict:
     if result.stopped:
         return {**summary, "status": "cancelled", "accuracy": None, "teacher_accuracy": None,
                 "note": f"stopped at step {result.steps}; resume with `workbench train --resume {name}`"}
+    check_finite(student.model, cfg, result.steps)  # never save or score a diverged model as "done"
     if is_main_process():
         result.trainer.save_model(str(folder / "model"))
     examples = store.examples(task.name, "test", cfg.test_limit)
@@ -149,6 +152,18 @@ def _finish(store, cfg, name, task, student, meta, result) -> dict:
 
 
 # -- helpers ----------------------------------------------------------------------------------------------------
+def check_finite(model, cfg: TrainConfig, step) -> None:
+    """Raise when training diverged. The Trainer's logs hide it (it filters NaN/inf losses out of the logged
+    mean), so look at the weights: once one is NaN or infinite, nothing the run does later can recover."""
+    import torch
+
+    for pname, param in model.named_parameters():
+        if not torch.isfinite(param).all():
+            raise RunError(f"training diverged by step {step}: the loss became NaN or infinite and weights "
+                           f"({pname}) are no longer finite. Start a new run with a lower learning rate "
+                           f"(this one: {cfg.learning_rate:g})")
+
+
 def subsample(rows: list[dict], fraction: float, seed: int) -> list[dict]:
     """A seeded subsample (in the original order), for data-efficiency experiments."""
     if fraction >= 1:

@@ -127,6 +127,9 @@ class Store:
                     conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = NORMAL")
             except sqlite3.Error as err:
+                if not os.access(self.workspace, os.W_OK):  # WAL needs to write beside the file, even to read
+                    raise StoreError(f"the workspace {self.workspace} is read-only; choose a writable "
+                                     "--workspace") from err
                 raise StoreError(f"cannot open the workspace store {self.path}: {err}") from err
             self._local.conn = conn
         return conn

@@ -8,6 +8,7 @@ The resolved rows and their fingerprint are frozen into each run, so a run can a
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -16,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ConfigError, NothingToDoError
+from .errors import ConfigError, NothingToDoError, StoreError
 from .store import Store
 from .tasks.base import Task
 
@@ -53,8 +54,14 @@ class TrainingSet:
             raise ConfigError(f"export to .jsonl or .csv, not {path.suffix or 'no suffix'}")
         text = self.to_csv() if path.suffix.lower() == ".csv" else self.to_jsonl()
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)  # atomic: a reader never sees half a file
+        try:
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(path)  # atomic: a reader never sees half a file
+        except OSError as err:  # disk full, read-only folder, no such folder: say so, leave no partial file
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise StoreError(f"cannot write {path}: {err.strerror or err}; nothing was written — free space or "
+                             "choose another folder") from err
         return path
 
     def to_jsonl(self) -> str:

@@ -64,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = handler(args)
     except WorkbenchError as err:
-        print(f"workbench {args.command}: error: {err}", file=sys.stderr)
+        # One line, always: some messages quote a library's multi-line error (e.g. transformers' offline hint).
+        message = " ".join(part.strip() for part in str(err).replace("\r", "\n").split("\n") if part.strip())
+        print(f"workbench {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"workbench {args.command}: interrupted; what was committed is kept", file=sys.stderr)

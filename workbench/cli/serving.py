@@ -49,7 +49,13 @@ def cmd_serve(args) -> None:
         from ..errors import ConfigError
 
         raise ConfigError("--port must be 1..65535")
-    launch(args.workspace, host=args.host, port=args.port, auth=args.auth or os.environ.get("WORKBENCH_AUTH"))
+    try:
+        launch(args.workspace, host=args.host, port=args.port, auth=args.auth or os.environ.get("WORKBENCH_AUTH"))
+    except OSError as err:  # the port is taken or the address is not this machine's
+        from ..errors import ConfigError
+
+        raise ConfigError(f"cannot listen on {args.host}:{args.port} ({err.strerror or str(err).split('. ')[0]}); "
+                          "pick another --port") from err
 
 
 def cmd_serve_model(args) -> None:

@@ -141,7 +141,9 @@ def _read_csv(text: str, delimiter: str, name: str) -> tuple[list[str], list[Row
 def _read_jsonl(text: str) -> tuple[list[str], list[Row], list[Rejected]]:
     columns: dict[str, None] = {}
     rows, bad = [], []
-    for line, raw in enumerate(text.splitlines(), 1):
+    # Only \n, \r and \r\n end a line: str.splitlines() would also split inside a JSON string at U+2028, U+0085
+    # or a form feed, which JSON allows unescaped, turning one good row into two malformed ones.
+    for line, raw in enumerate(io.StringIO(text, newline=None), 1):
         if not raw.strip():
             continue
         try:
@@ -255,7 +257,7 @@ def safe_upload_name(name: str) -> str:
     'pass_wd.csv'
     """
     base = re.split(r"[\\/]", name)[-1]
-    base = re.sub(r"[^A-Za-z0-9._-]+", "_", base).lstrip("._") or "upload"
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", base).lstrip("._-") or "upload"  # not hidden, not an option
     return base[:120]
 
 

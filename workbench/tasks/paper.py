@@ -22,6 +22,7 @@ another ``name``), because replacing a task would delete its generations, edits 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -154,18 +155,27 @@ def find_dataset_folder(folder: str | Path, ds: PaperDataset) -> Path:
 def read_jsonl(path: Path) -> list[dict]:
     """One JSON object a line; a malformed line is a broken release, reported with its line number."""
     rows = []
-    with path.open(encoding="utf-8-sig") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ImportDataError(f"{path}:{lineno}: not valid JSON ({err.msg})") from err
-            if not isinstance(row, dict):
-                raise ImportDataError(f"{path}:{lineno}: expected a JSON object, found {type(row).__name__}")
-            rows.append(row)
+    # Universal newlines, as a text-mode file reads: only \n, \r and \r\n end a line.
+    for lineno, line in enumerate(io.StringIO(_read_text(path), newline=None), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ImportDataError(f"{path}:{lineno}: not valid JSON ({err.msg})") from err
+        if not isinstance(row, dict):
+            raise ImportDataError(f"{path}:{lineno}: expected a JSON object, found {type(row).__name__}")
+        rows.append(row)
     return rows
+
+
+def _read_text(path: Path) -> str:
+    """A release file as text; bytes that are not UTF-8 mean a damaged file, said so with the offset."""
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ImportDataError(f"{path}: byte {err.start} is not UTF-8; is the file damaged or in another "
+                              "encoding? Re-extract the release") from err
 
 
 def llm_chunks(folder: Path, split: str) -> list[Path]:
@@ -185,7 +195,7 @@ def read_llm_outputs(chunks: list[Path]) -> list[str | None]:
     outputs: list[str | None] = []
     for path in chunks:
         try:
-            data = json.loads(path.read_text(encoding="utf-8-sig"))
+            data = json.loads(_read_text(path))
         except json.JSONDecodeError as err:
             raise ImportDataError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from err
         if not isinstance(data, list) or not all(x is None or isinstance(x, str) for x in data):
