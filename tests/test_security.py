@@ -109,9 +109,6 @@ def test_a_student_checkpoint_with_pickled_weights_never_runs_code(tmp_path):
     assert not marker.exists(), "loading a student checkpoint unpickled (and ran) its weights file"
 
 
-@pytest.mark.xfail(strict=True, reason="students.load_student neither asks for safetensors (use_safetensors=True) "
-                   "nor converts the loader's error: torch's UnpicklingError reaches the user. Remove this mark "
-                   "when students.py is fixed.")
 def test_a_student_checkpoint_without_safetensors_is_a_clear_error(tmp_path):
     from test_students import TEXTS, tiny_t5_folder
 

@@ -157,10 +157,11 @@ def load_student(path: str | Path, *, trust_remote_code: bool = False) -> Studen
                        "with config.json and a tokenizer, or a hub id (online only)") from err
     family = "seq2seq" if getattr(config, "is_encoder_decoder", False) else "causal"
     auto = AutoModelForSeq2SeqLM if family == "seq2seq" else AutoModelForCausalLM
-    try:
-        model = auto.from_pretrained(where, config=config, trust_remote_code=trust_remote_code)
+    try:  # safetensors only: a pickled weights file is never unpickled
+        model = auto.from_pretrained(where, config=config, trust_remote_code=trust_remote_code, use_safetensors=True)
     except (OSError, ValueError) as err:
-        raise RunError(f"cannot load the {family} weights of {where!r}: {err}") from err
+        raise RunError(f"cannot load the {family} weights of {where!r} as safetensors: {err}. Convert a "
+                       "pytorch_model.bin checkpoint with save_pretrained(..., safe_serialization=True)") from err
     _ensure_special_tokens(tok, model, where)
     return Student(model, tok, family, where)
 
