@@ -148,7 +148,9 @@ def test_a_refused_key_stops_the_job_with_a_clear_message(serve, monkeypatch):
     with pytest.raises(TeacherError, match=r"refused the API key.*\$MY_KEY") as err:
         teacher.answer(_requests(6))
     assert SECRET not in str(err.value)
-    assert state.stats.requests <= 3  # the other rows stopped instead of each hitting the wall
+    # The other rows stop instead of each hitting the wall: with 2 in flight, each slot may have sent one more
+    # request before the refusal reached it, so at most 2 × concurrency of the 6 rows are sent.
+    assert state.stats.requests <= 4
     teacher.close()
 
 
