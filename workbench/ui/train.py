@@ -135,7 +135,8 @@ def runs_table(store: Store) -> list[list[str]]:
     rows = []
     for r in reversed(list_runs(store)):
         s = r["summary"] or {}
-        rows.append([r["name"], r["task"], r["method"], clip(r["student"], 40), r["status"], str(s.get("steps", "")),
+        status = r["status"] if not s.get("error") else f"{r['status']}: {clip(s['error'], 80)}"  # say why it failed
+        rows.append([r["name"], r["task"], r["method"], clip(r["student"], 40), status, str(s.get("steps", "")),
                      fmt_pct(s.get("accuracy")), fmt_pct(s.get("teacher_accuracy")),
                      time.strftime("%m-%d %H:%M", time.localtime(r["updated"]))])
     return rows
