@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -267,6 +268,38 @@ def _write_json(path: Path, data: dict) -> None:
 
 def list_runs(store: Store, task: str | None = None) -> list[dict]:
     return store.list_runs(task)
+
+
+def estimate_seconds(store: Store, cfg: TrainConfig) -> float | None:
+    """Seconds for ``cfg.steps`` from the median seconds per step of finished runs with the same student, method
+    and batch size in this workspace (None before the first such run).
+    """
+    rates = [r["summary"].get("s_per_step") for r in list_runs(store)
+             if r["method"] == cfg.method and r["student"] == cfg.student
+             and isinstance(r["summary"].get("s_per_step"), (int, float))
+             and (read_config(store, r["name"]) or {}).get("batch_size") == cfg.batch_size]
+    return statistics.median(rates) * cfg.steps if rates else None
+
+
+def read_config(store: Store, run: str) -> dict | None:
+    try:
+        return read_meta(store, run)["config"]
+    except (RunError, OSError, ValueError, KeyError):  # a run folder being written or removed: skip it
+        return None
+
+
+def read_metrics(store: Store, run: str) -> list[dict]:
+    """The run's ``metrics.jsonl`` events (a line being written is skipped, not an error)."""
+    path = run_path(store, run) / "metrics.jsonl"
+    if not run or not path.is_file():
+        return []
+    events = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            events.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # the trainer is appending this very line
+    return events
 
 
 @register_job_kind("train")

@@ -7,17 +7,15 @@ The form maps one-to-one onto :class:`workbench.config.TrainConfig`; the equival
 
 from __future__ import annotations
 
-import json
-import statistics
 import time
 
 import gradio as gr
 
 from .. import plots
 from ..config import METHOD_NAMES, TrainConfig, config_to_cli
-from ..errors import ConfigError, RunError
+from ..errors import ConfigError
 from ..jobs import ACTIVE, cancel_job, job_status, list_jobs, read_log, start_job
-from ..runs import list_runs, read_meta, run_path
+from ..runs import estimate_seconds, list_runs, read_meta, read_metrics
 from ..store import Store
 from ..students import list_presets
 from .common import bind, clip, edge, esc, first, fmt_duration, fmt_pct, intro, progress_html
@@ -50,26 +48,6 @@ def device_line() -> str:
     return f"{info['device']}" + (" · bf16" if info.get("bf16") else "")
 
 
-def estimate_seconds(store: Store, cfg: TrainConfig) -> float | None:
-    """Seconds for ``cfg.steps`` from the median seconds per step of finished runs with the same student, method
-    and batch size in this workspace (None before the first such run).
-
-    TODO(library): belongs in workbench.runs next to the run summaries it reads.
-    """
-    rates = [r["summary"].get("s_per_step") for r in list_runs(store)
-             if r["method"] == cfg.method and r["student"] == cfg.student
-             and isinstance(r["summary"].get("s_per_step"), (int, float))
-             and (read_cfg(store, r["name"]) or {}).get("batch_size") == cfg.batch_size]
-    return statistics.median(rates) * cfg.steps if rates else None
-
-
-def read_cfg(store: Store, run: str) -> dict | None:
-    try:
-        return read_meta(store, run)["config"]
-    except (RunError, OSError, ValueError, KeyError):  # a run folder being written or removed: skip it
-        return None
-
-
 @edge
 def on_form(store: Store, task, teacher, *values):
     """Any setting changed: the CLI command and the time estimate follow."""
@@ -95,20 +73,6 @@ def on_train(store: Store, task, teacher, *values):
 def latest_train_job(store: Store) -> dict | None:
     jobs = list_jobs(store, "train")
     return first(jobs)
-
-
-def read_metrics(store: Store, run: str) -> list[dict]:
-    """The run's ``metrics.jsonl`` events (a line being written is skipped, not an error)."""
-    path = run_path(store, run) / "metrics.jsonl"
-    if not run or not path.is_file():
-        return []
-    events = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            events.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # the trainer is appending this very line
-    return events
 
 
 def job_progress(job: dict | None) -> str:
