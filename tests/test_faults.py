@@ -127,17 +127,21 @@ def _start_app(workspace: Path) -> tuple[subprocess.Popen, str]:
     pytest.fail("the app did not start within 120 s")
 
 
+N_BIG = 15000
+
+
 @pytest.mark.slow
 def test_kill_9_of_the_app_loses_no_job_generation_or_edit(tmp_path):
     from gradio_client import Client
 
     workspace = tmp_path / "ws"
+    # A task big enough that its generation job is still running when the app dies (the built-in teacher is fast).
+    store = Store.open(workspace)
+    template = load_task("wordproblems", store, n_train=N_BIG, n_valid=10, n_test=10).template().text
     app, url = _start_app(workspace)
     try:
         client = Client(url, verbose=False)
-        store = Store.open(workspace)
-        template = load_task("wordproblems", store).template().text
-        job_id, _ = client.predict("wordproblems", "builtin", template, 2000, "train", api_name="/generate")
+        job_id, _ = client.predict("wordproblems", "builtin", template, N_BIG, "train", api_name="/generate")
         deadline = time.monotonic() + 60
         while not store.latest_generations("wordproblems", "builtin"):
             assert time.monotonic() < deadline, job_status(store, job_id)
@@ -152,7 +156,7 @@ def test_kill_9_of_the_app_loses_no_job_generation_or_edit(tmp_path):
 
     # The detached job outlives the app and finishes on its own.
     row = wait_job(store, job_id, timeout=120)
-    assert row["status"] == "done" and row["progress"]["result"]["generated"] == 2000
+    assert row["status"] == "done" and row["progress"]["result"]["generated"] == N_BIG
     assert store.integrity_check() == []
     assert current_state(store, gid)["rationale"] == "edited before the crash"
 
