@@ -172,10 +172,10 @@ def test_the_whole_demo_in_a_browser(app_url, browser):
 
     # 3. Train: a tiny dss student, a few steps; the loss curve appears while it runs, then the run finishes.
     ui.tab("Train")
-    for sel, value in (("#train-steps", "30"), ("#train-eval-every", "15"), ("#train-test-limit", "40")):
+    for sel, value in (("#train-steps", "16"), ("#train-eval-every", "8"), ("#train-test-limit", "20")):
         ui.page.locator(f"{sel} input").fill(value)
         ui.page.locator(f"{sel} input").press("Tab")
-    ui.wait_text("#train-cli", "--steps 30")
+    ui.wait_text("#train-cli", "--steps 16")
     assert "dss" in ui.page.locator("#train-method").inner_text()
     assert "Device" in ui.text("#train-facts")
     ui.page.locator("#train-start").click()
