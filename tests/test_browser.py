@@ -5,7 +5,8 @@ that no request leaves 127.0.0.1 and that hostile text (in a rationale and in a 
 Saves a screenshot of each tab: into ``assets/`` for the README when ``WORKBENCH_SCREENSHOTS=1``, else into the
 test's temporary folder (so a test run never rewrites tracked files).
 
-    make system-deps && WORKBENCH_SCREENSHOTS=1 .venv/bin/python -m pytest -m browser tests/test_browser.py
+    make system-deps && WORKBENCH_SCREENSHOTS=1 WORKBENCH_SCREENSHOT_STEPS=500 \
+        .venv/bin/python -m pytest -m browser tests/test_browser.py
 """
 
 from __future__ import annotations
@@ -172,10 +173,13 @@ def test_the_whole_demo_in_a_browser(app_url, browser):
 
     # 3. Train: a tiny dss student, a few steps; the loss curve appears while it runs, then the run finishes.
     ui.tab("Train")
-    for sel, value in (("#train-steps", "16"), ("#train-eval-every", "8"), ("#train-test-limit", "20")):
+    # WORKBENCH_SCREENSHOT_STEPS trains longer when the run is for the README's screenshots.
+    steps = os.environ.get("WORKBENCH_SCREENSHOT_STEPS", "16")
+    for sel, value in (("#train-steps", steps), ("#train-eval-every", str(max(1, int(steps) // 2))),
+                       ("#train-test-limit", "20" if steps == "16" else "")):
         ui.page.locator(f"{sel} input").fill(value)
         ui.page.locator(f"{sel} input").press("Tab")
-    ui.wait_text("#train-cli", "--steps 16")
+    ui.wait_text("#train-cli", f"--steps {steps}")
     assert "dss" in ui.page.locator("#train-method").inner_text()
     assert "Device" in ui.text("#train-facts")
     ui.page.locator("#train-start").click()
