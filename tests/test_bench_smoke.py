@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,3 +25,86 @@ def test_teachers_bench_smoke(tmp_path):
     assert endpoint["failed_rows"] == 0 and endpoint["requests_sent"] == endpoint["rows"]
     assert endpoint["rerun_requests"] == 0 and endpoint["duplicate_prompts_server_side"] == 0  # the cache
     assert "| hf speed-up" in (tmp_path / "teachers.md").read_text() and "requests/s" in proc.stdout
+
+
+def _bench(tmp_path, script: str, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / script), "--smoke", "--out", str(tmp_path), *args],
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+@pytest.mark.slow
+def test_throughput_bench_smoke(tmp_path):
+    proc = _bench(tmp_path, "throughput.py")
+    result = json.loads((tmp_path / "throughput.json").read_text())
+    (tiny,) = result["students"]
+    for kind in ("paper", "dss", "dss-same-order"):
+        m = tiny["median"][kind]
+        assert m["examples_per_s"] > 0 and m["tokens_per_s"] > 0 and m["peak_memory_mb"] > 0
+    # Same weights, same batch: the paper's two passes and our one give the same loss and gradients.
+    assert tiny["same_batch"]["loss_abs_diff"] < 1e-4 and tiny["same_batch"]["grad_max_abs_diff"] < 1e-5
+    # Same examples in the same order: the same training, whatever the execution pattern.
+    assert tiny["dss-same-order"]["held_out_loss_max_rel_diff_per_seed"] < 1e-3
+    assert "speed-up vs paper" in proc.stdout and (tmp_path / "throughput.md").is_file()
+
+
+@pytest.mark.slow
+def test_data_efficiency_bench_smoke(tmp_path):
+    _bench(tmp_path, "data_efficiency.py")
+    result = json.loads((tmp_path / "data_efficiency.json").read_text())
+    assert {(c["method"], c["fraction"]) for c in result["cells"]} == {
+        (m, f) for m in ("standard", "dss") for f in result["fractions"]}
+    assert all(c["n"] == len(result["seeds"]) for c in result["cells"])
+    assert 0 < result["teacher_accuracy"] <= 1 and "paper_best_case_holds" in result["verdict"]
+    html = (tmp_path / "data_efficiency.html").read_text()
+    # Self-contained, opens offline: plotly.js inline, no script loaded from elsewhere.
+    assert "Plotly.newPlot" in html and not re.search(r"<script[^>]*\bsrc=", html)
+
+
+@pytest.mark.slow
+def test_first_result_bench_smoke(tmp_path):
+    _bench(tmp_path, "first_result.py")
+    result = json.loads((tmp_path / "first_result.json").read_text())
+    training = result["training"]
+    assert training["seconds"] > 0 and training["n_test"] > 0 and training["teacher_accuracy"] is not None
+    assert result["form"]["method"] == "dss" and "goal_met" in result
+
+
+# Runs a script as on the GPU machine: `datasets`, `gradio` and `pandas` are not installed there.
+WITHOUT_EXTRAS = '''
+import importlib.abc, importlib.util, runpy, sys
+BLOCKED = {"datasets", "gradio", "pandas"}
+_find_spec = importlib.util.find_spec
+importlib.util.find_spec = lambda name, package=None: (
+    None if name.split(".")[0] in BLOCKED else _find_spec(name, package))
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, Block())
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+'''
+
+
+@pytest.mark.slow
+def test_gpu_bench_smoke_without_datasets_or_gradio(tmp_path):
+    proc = subprocess.run([sys.executable, "-c", WITHOUT_EXTRAS, str(ROOT / "bench" / "gpu.py"), "--smoke", "--out",
+                           str(tmp_path)], capture_output=True, text=True, timeout=240, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((tmp_path / "gpu.json").read_text())
+    assert set(result["median"]) == {"paper", "paper-bf16", "dss"}
+    assert all(m["tflops"] > 0 and 0 < m["mfu"] < 1 for m in result["median"].values())
+    assert "MFU" in proc.stdout
+
+
+@pytest.mark.slow
+def test_run_all_smoke(tmp_path):
+    # One script is enough to check the collection (each script has its own smoke test above).
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "run_all.py"), "--smoke", "--only", "gpu", "--out",
+                           str(tmp_path)], capture_output=True, text=True, timeout=240, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert [(s["script"], s["returncode"]) for s in summary["scripts"]] == [("gpu.py", 0)]
+    assert "## GPU throughput" in (tmp_path / "summary.md").read_text()

@@ -70,7 +70,9 @@ class TrainConfig:
     max_target_len: int = _f(128, "truncate targets (labels, rationales) to this many tokens")
     bf16: str = _f("auto", "bf16 mixed precision: auto (on GPUs that support it), true, false", choices=BF16_CHOICES)
     report_to: str = _f("none", "experiment trackers: none, tensorboard, wandb, mlflow (comma-separated)")
-    run: str | None = _f(None, "run name (default: task-method-student-time); an existing name is refused")
+    # --run-name: under torchrun, whose own parser takes --run for an abbreviation of its --run-path
+    run: str | None = _f(None, "run name (default: task-method-student-time); an existing name is refused",
+                         aliases=("--run-name",))
     trust_remote_code: bool = _f(False, "allow a hub checkpoint's own Python code (off unless you trust it)")
     predict_rationales: bool = _f(True, "dss/cot: also generate rationales for the test predictions")
     test_limit: int | None = _f(None, "score only the first N test examples (default: all)")

@@ -320,7 +320,9 @@ def forward_logits(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     logits are assembled into one padded tensor, so the loss functions see the same layout as a single pass.
     """
     groups = _task_groups(batch) if "decoder_input_ids" in batch else []
-    if len(groups) < 2:
+    # Wrapped for several processes (DDP under torchrun has no get_encoder): one forward call through the wrapper,
+    # so that it syncs gradients as it expects; the decoder then runs at the widest task's width (same loss).
+    if len(groups) < 2 or not hasattr(model, "get_encoder"):
         return model(**{k: batch[k] for k in MODEL_KEYS if k in batch}, use_cache=False).logits
     encoder_out = model.get_encoder()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
     hidden = encoder_out.last_hidden_state

@@ -10,7 +10,7 @@ tokenizer: a standard ``save_pretrained`` folder) and ``predictions.jsonl`` on t
 >>> summary["accuracy"], summary["run_dir"]                                 # doctest: +SKIP
 
 In the background: ``start_job(store, "train", cfg.to_dict())``; resume: ``start_job(store, "train", {"resume": name})``.
-Several processes: ``torchrun --nproc_per_node 2 -m workbench train --run NAME ...`` (only rank 0 writes files).
+Several processes: ``torchrun --nproc_per_node 2 -m workbench train --run-name NAME ...`` (only rank 0 writes files).
 """
 
 from __future__ import annotations
@@ -180,14 +180,15 @@ def claim_run_name(store: Store, cfg: TrainConfig) -> str:
     root.mkdir(parents=True, exist_ok=True)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if cfg.run is None and world > 1:
-        raise ConfigError("with several processes (torchrun) pass --run NAME so that every process agrees on it")
+        raise ConfigError("with several processes (torchrun) pass --run-name NAME so that every process agrees on it")
+    if cfg.run is not None and not is_main_process():
+        return cfg.run  # rank 0 claims the name; the others may already see its claim, which is not a clash
     if cfg.run is not None:
         known = {r["name"] for r in store.list_runs()}
-        if cfg.run in known or ((root / cfg.run).exists() and is_main_process()):
+        if cfg.run in known or (root / cfg.run).exists():
             raise RunError(f"run {cfg.run!r} already exists; pick another --run name (old runs are never "
                            "overwritten)")
-        if is_main_process():
-            (root / cfg.run).mkdir()
+        (root / cfg.run).mkdir()
         return cfg.run
     slug = Path(cfg.student.rstrip("/")).name.replace(".", "-")
     base = f"{cfg.task}-{cfg.method}-{slug}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -1,0 +1,128 @@
+"""Time to first result: from launching training in the embedded demo to a scored student.
+
+    .venv/bin/python bench/first_result.py            # writes bench/results/first_result.json and .md
+    .venv/bin/python bench/first_result.py --steps 600 --eval-every 0   # another setting of the Train form
+    .venv/bin/python bench/first_result.py --smoke    # a seconds-long version (used by the tests)
+
+What the app does, through the same calls: a fresh workspace gets the demo task (``prepare_demo``); the builtin
+teacher answers the train and test splits as ``generate`` jobs (the Rationales tab; timed, but before the clock
+of this benchmark starts); then the Train tab's defaults (``workbench.ui.train.DEFAULTS`` through its
+``form_config``) are launched as a detached ``train`` job (``start_job``, what the Train button calls), and the
+clock runs until the job is done and its student scored on the test split (``wait_job``). Goal: <= 120 s on 2 CPU
+cores, with the student more accurate than the builtin teacher on the same test examples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from workbench.jobs import start_job, wait_job  # noqa: E402
+from workbench.store import Store  # noqa: E402
+from workbench.ui.app import prepare_demo  # noqa: E402
+from workbench.ui.task_teacher import DEMO_TASK, DEMO_TEACHER  # noqa: E402
+from workbench.ui.train import DEFAULTS, FORM_FIELDS, form_config  # noqa: E402
+
+GOAL_SECONDS = 120
+
+
+def prepare(store: Store, task_sizes: dict | None) -> dict:
+    """The demo task with the teacher's answers on train and test, as the Rationales tab makes them (as jobs)."""
+    if task_sizes:  # smoke runs: a smaller demo task, materialised before the app would do it
+        from workbench.tasks import load_task
+
+        load_task(DEMO_TASK, store, **task_sizes)
+    prepare_demo(store)
+    out = {}
+    for split in ("train", "test"):
+        started = time.monotonic()
+        job = wait_job(store, start_job(store, "generate", {"task": DEMO_TASK, "teacher": DEMO_TEACHER,
+                                                            "split": split, "limit": None}), timeout=600)
+        if job["status"] != "done":
+            raise RuntimeError(f"generation on {split} {job['status']}: {job.get('error')}")
+        out[split] = {"seconds": round(time.monotonic() - started, 1), **job["progress"]["result"]}
+    return out
+
+
+def time_training(store: Store, form: dict, timeout: float) -> dict:
+    """Launch the Train form's config as the Train button does; seconds until the student is scored."""
+    cfg = form_config(DEMO_TASK, DEMO_TEACHER, *(form[k] for k in FORM_FIELDS), None)
+    started = time.monotonic()
+    job_id = start_job(store, "train", cfg.to_dict())
+    job = wait_job(store, job_id, timeout=timeout, poll=0.2)
+    seconds = time.monotonic() - started
+    if job["status"] != "done":
+        raise RuntimeError(f"training {job['status']}: {job.get('error')}")
+    result = job["progress"]["result"]
+    return {"seconds": round(seconds, 1), "config": cfg.to_dict(), "accuracy": result["accuracy"],
+            "teacher_accuracy": result["teacher_accuracy"], "n_test": result["n_test"],
+            "train_seconds": result["train_seconds"], "predict_seconds": result["predict_seconds"],
+            "other_seconds": round(seconds - result["train_seconds"] - result["predict_seconds"], 1),
+            "eval_history": result.get("eval_history"), "run": result["run"]}
+
+
+def render_md(result: dict) -> str:
+    t = result["training"]
+    beats = t["accuracy"] > t["teacher_accuracy"]
+    form = ", ".join(f"{k}={v}" for k, v in result["form"].items())
+    return "\n".join([
+        f"# Time to first result in the demo ({result['machine']})", "",
+        f"Train form: {form}.", "",
+        "| measure | value | goal |", "|---|---|---|",
+        f"| launch → scored student | {t['seconds']:.1f} s | <= {GOAL_SECONDS} s |",
+        f"| of which training / scoring the test split / start-up and the rest | {t['train_seconds']:.1f} / "
+        f"{t['predict_seconds']:.1f} / {t['other_seconds']:.1f} s | |",
+        f"| student test accuracy ({t['n_test']} examples) | {t['accuracy']:.3f} | > teacher |",
+        f"| builtin teacher, same examples | {t['teacher_accuracy']:.3f} | |",
+        f"| goal met | {'yes' if t['seconds'] <= GOAL_SECONDS and beats else 'no'} | |",
+        f"| before the clock: teacher answers train / test | {result['generation']['train']['seconds']:.1f} / "
+        f"{result['generation']['test']['seconds']:.1f} s | |", "",
+        f"Command: `{result['command']}`", ""])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="a seconds-long run (small task, few steps)")
+    for key in FORM_FIELDS:  # every Train form field can be changed; the defaults are the app's
+        if key != "student":
+            parser.add_argument("--" + key.replace("_", "-"), type=type(DEFAULTS[key] or 0), default=None)
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results"), help="folder for first_result.json/.md")
+    args = parser.parse_args(argv)
+    form = dict(DEFAULTS)
+    form.update({k: getattr(args, k) for k in FORM_FIELDS if getattr(args, k, None) is not None})
+    sizes = None
+    if args.smoke:
+        form.update(steps=4, eval_every=2, test_limit=8)
+        sizes = {"n_train": 64, "n_valid": 8, "n_test": 8}
+    import torch
+
+    with tempfile.TemporaryDirectory(prefix="bench-first-result-") as tmp:
+        store = Store.open(Path(tmp) / "ws")
+        generation = prepare(store, sizes)
+        training = time_training(store, form, timeout=900)
+        store.close()
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    result = {"machine": f"{os.cpu_count()} CPU cores (load average {load}), torch {torch.__version__}",
+              "smoke": args.smoke, "form": form, "generation": generation, "training": training,
+              "goal_seconds": GOAL_SECONDS,
+              "goal_met": training["seconds"] <= GOAL_SECONDS and training["accuracy"] > training["teacher_accuracy"],
+              "command": " ".join([".venv/bin/python bench/first_result.py",
+                                   *(argv if argv is not None else sys.argv[1:])])}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "first_result.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    (out / "first_result.md").write_text(render_md(result), encoding="utf-8")
+    print(render_md(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
