@@ -311,8 +311,9 @@ class Setup:
                         pad_to_multiple_of=8 if torch.cuda.is_available() else None)
 
 
-TRAINERS = {"paper": "paper pattern (2 passes, random order)", "dss": "ours (dss, as the library trains)",
-            "dss-same-order": "ours, random order (same examples per step as the paper pattern)"}
+TRAINERS = {"paper": "paper pattern (2 passes, random order)",
+            "dss": "ours (dss, as the library trains: random order, same examples per step as the paper pattern)",
+            "dss-grouped": "ours, length-grouped batches (--group-by-length)"}
 # Not run by default (--trainers): a candidate for the library, length-grouped batches in a random order.
 EXTRA_TRAINERS = {"dss-shuffled-groups": "ours, length-grouped batches in random order"}
 
@@ -320,10 +321,10 @@ EXTRA_TRAINERS = {"dss-shuffled-groups": "ours, length-grouped batches in random
 def make_trainer(kind: str, setup: Setup, model, seed: int, out: Path, callbacks: list):
     """One of :data:`TRAINERS` over ``model``; returns (trainer, token counter).
 
-    ``dss-same-order`` is the library's trainer with the Trainer's default random sampler instead of
-    length-grouped batches: with the same seed it sees the same examples at each step as the paper pattern (both
-    use accelerate's seedable sampler), so its loss must match the baseline's, and its speed isolates what the
-    execution pattern alone (one encoder pass, per-task decoder widths) is worth.
+    ``dss`` is the library's trainer with its default random sampler: with the same seed it sees the same
+    examples at each step as the paper pattern (both use accelerate's seedable sampler), so its loss must match
+    the baseline's, and its speed isolates what the execution pattern alone (one encoder pass, per-task decoder
+    widths) is worth. ``dss-grouped`` adds length-grouped batches (``group_by_length=True``).
     """
     cfg = setup.cfg.with_(seed=seed)
     if kind.startswith("paper"):  # "paper-bf16" (bench/gpu.py): the paper's own --bf16 flag
@@ -335,8 +336,8 @@ def make_trainer(kind: str, setup: Setup, model, seed: int, out: Path, callbacks
     else:
         counted = Counted(setup.collator(model), dss_counts)
         args = training_arguments(cfg, out)
-        if kind == "dss-same-order":
-            args = dataclasses.replace(args, train_sampling_strategy="random")
+        if kind in ("dss-grouped", "dss-shuffled-groups"):
+            args = dataclasses.replace(args, train_sampling_strategy="group_by_length")
         trainer = ListDistillTrainer(model=model, args=args, train_dataset=setup.dss,
                                      data_collator=counted, processing_class=setup.data.tokenizer,
                                      callbacks=callbacks, method=get_method("dss", alpha=ALPHA), causal=False)

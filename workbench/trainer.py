@@ -81,7 +81,7 @@ def training_arguments(cfg, output_dir: Path, *, world_size: int = 1) -> Trainin
         use_cpu=not dev["cuda"], dataloader_pin_memory=dev["cuda"], logging_steps=_log_every(cfg.steps),
         save_strategy="steps", save_steps=cfg.save_every, save_total_limit=2, eval_strategy="no",
         report_to=[] if cfg.report_to == "none" else cfg.report_to.split(","), disable_tqdm=True,
-        remove_unused_columns=False, train_sampling_strategy="group_by_length", length_column_name="length",
+        remove_unused_columns=False, train_sampling_strategy="group_by_length" if cfg.group_by_length else "random", length_column_name="length",
         dataloader_num_workers=0, ddp_find_unused_parameters=False if world_size > 1 else None,
     )
 
