@@ -33,6 +33,7 @@ from transformers import (
 )
 
 from .errors import ConfigError, RunError, UnknownNameError
+from .padding import pad_batch
 
 LABEL_PREFIX = "[label]"
 RATIONALE_PREFIX = "[rationale]"
@@ -204,7 +205,7 @@ def generate(student: Student, prompts: list[list[int]], *, max_new_tokens: int,
     out: list[str] = [""] * len(prompts)
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
-        ids, mask = _pad([prompts[i] for i in idx], tok.pad_token_id, left=student.is_causal)
+        ids, mask = pad_batch([prompts[i] for i in idx], tok.pad_token_id, left=student.is_causal)
         ids, mask = ids.to(device), mask.to(device)
         gen = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
                              num_beams=1, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
@@ -214,14 +215,3 @@ def generate(student: Student, prompts: list[list[int]], *, max_new_tokens: int,
             out[i] = tok.decode(seq, skip_special_tokens=True).strip()
     model.train(was_training)
     return out
-
-
-def _pad(seqs: list[list[int]], pad_id: int, *, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for row, s in enumerate(seqs):
-        cols = slice(width - len(s), width) if left else slice(0, len(s))
-        ids[row, cols] = torch.tensor(s, dtype=torch.long)
-        mask[row, cols] = 1
-    return ids, mask

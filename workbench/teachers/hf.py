@@ -27,6 +27,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from ..errors import TeacherError
+from ..padding import pad_batch
 from ..prompts import Parser, cut_follow_on, get_parser
 from .base import Teacher, TeacherReply, TeacherRequest, register_teacher
 
@@ -356,20 +357,6 @@ def majority_vote(samples: list[str], parser: Parser, labels: tuple[str, ...] | 
     else:
         dist = {parsed[keys.index(k)].label: round(c / total, 6) for k, c in votes.items()}
     return samples[keys.index(winner)], dist
-
-
-def pad_batch(seqs: list[list[int]], pad_id: int, *, left: bool):
-    """Stack token lists into ids and attention mask tensors, padded on the left (causal generation) or right."""
-    import torch
-
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for row, s in enumerate(seqs):
-        cols = slice(width - len(s), width) if left else slice(0, len(s))
-        ids[row, cols] = torch.tensor(s, dtype=torch.long)
-        mask[row, cols] = 1
-    return ids, mask
 
 
 _DEMO_WORDS = ("Q A the answer is So yes no maybe entailment neutral contradiction premise hypothesis has apples "
