@@ -15,7 +15,6 @@ cores, with the student more accurate than the builtin teacher on the same test 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -24,6 +23,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from results_io import write_results  # noqa: E402 - bench/ is on sys.path when a script runs
 
 from workbench.jobs import start_job, wait_job  # noqa: E402
 from workbench.store import Store  # noqa: E402
@@ -116,11 +117,7 @@ def main(argv: list[str] | None = None) -> int:
               "goal_met": training["seconds"] <= GOAL_SECONDS and training["accuracy"] > training["teacher_accuracy"],
               "command": " ".join([".venv/bin/python bench/first_result.py",
                                    *(argv if argv is not None else sys.argv[1:])])}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "first_result.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    (out / "first_result.md").write_text(render_md(result), encoding="utf-8")
-    print(render_md(result))
+    write_results(args.out, "first_result", result, render_md)
     return 0
 
 

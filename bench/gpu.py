@@ -26,7 +26,6 @@ summed over rows. Padding is not counted: it is work, not model FLOPs.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -37,6 +36,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import throughput as tp  # noqa: E402  (bench/throughput.py: the shared harness)
+from results_io import write_results  # noqa: E402 - bench/ is on sys.path when a script runs
 
 KINDS = ("paper", "paper-bf16", "dss")
 
@@ -117,11 +117,7 @@ def main(argv: list[str] | None = None) -> int:
               "flop_coefficients": coeff, "median": median,
               "summary": {k: summary[k] for k in KINDS if k != "paper"}, "runs": summary["runs"],
               "command": " ".join(["python bench/gpu.py", *(argv if argv is not None else sys.argv[1:])])}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "gpu.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    (out / "gpu.md").write_text(render_md(result), encoding="utf-8")
-    print(render_md(result))
+    write_results(args.out, "gpu", result, render_md)
     return 0
 
 

@@ -14,7 +14,6 @@ Measured:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import subprocess
@@ -25,6 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from results_io import write_results  # noqa: E402 - bench/ is on sys.path when a script runs
 
 from workbench.generation import generate_rationales  # noqa: E402
 from workbench.store import Example, Store  # noqa: E402
@@ -183,11 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"machine": f"{os.cpu_count()} CPU cores (load average {load}), torch {torch.__version__}, "
                          f"{torch.get_num_threads()} thread(s)" + (", CUDA" if torch.cuda.is_available() else ""),
               "smoke": args.smoke, "hf": hf, "endpoint": endpoint}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "teachers.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    (out / "teachers.md").write_text(render_md(result), encoding="utf-8")
-    print(render_md(result))
+    write_results(args.out, "teachers", result, render_md)
     return 0
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import statistics
 import sys
@@ -49,6 +48,8 @@ sys.path.insert(0, str(ROOT))
 
 # Only modules that need torch + transformers (+ the standard library): bench/gpu.py imports this file on GPU
 # machines that have neither `datasets` nor `gradio`.
+from results_io import write_results  # noqa: E402 - bench/ is on sys.path when a script runs
+
 from workbench.config import TrainConfig  # noqa: E402
 from workbench.generation import generate_rationales  # noqa: E402
 from workbench.methods import IGNORE, Collator, Encoder, forward_logits, get_method  # noqa: E402
@@ -521,11 +522,7 @@ def main(argv: list[str] | None = None) -> int:
               "goal": args.goal, "students": students,
               "command": " ".join([".venv/bin/python bench/throughput.py",
                                    *(argv if argv is not None else sys.argv[1:])])}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "throughput.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    (out / "throughput.md").write_text(render_md(result), encoding="utf-8")
-    print(render_md(result))
+    write_results(args.out, "throughput", result, render_md)
     return 0
 
 
