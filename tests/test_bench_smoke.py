@@ -108,3 +108,12 @@ def test_run_all_smoke(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert [(s["script"], s["returncode"]) for s in summary["scripts"]] == [("gpu.py", 0)]
     assert "## GPU throughput" in (tmp_path / "summary.md").read_text()
+
+
+@pytest.mark.slow
+def test_numbers_bench_smoke(tmp_path):
+    proc = _bench(tmp_path, "numbers.py")
+    result = json.loads((tmp_path / "numbers.json").read_text())
+    assert [r["numbers"] for r in result["runs"]] == ["text", "slots"]
+    assert all(0 <= r["accuracy"] <= 1 and r["curve"] for r in result["runs"])
+    assert "| slots |" in proc.stdout and (tmp_path / "numbers.md").is_file()

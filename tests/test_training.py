@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 
@@ -47,7 +48,8 @@ def _initial_weights(store, cfg, run_dir):
     if cfg.student in ("tiny", "tiny-causal"):
         rows = [json.loads(x) for x in (run_dir / "trainingset.jsonl").read_text().splitlines()]
         task = load_task(cfg.task, store)
-        return make_student(cfg.student, _vocab_texts(store, task, rows), seed=cfg.seed).model.state_dict()
+        numbers = json.loads((run_dir / "config.json").read_text())["config"]["numbers"]
+        return make_student(cfg.student, _vocab_texts(store, task, rows, numbers), seed=cfg.seed).model.state_dict()
     return load_file(os.path.join(cfg.student, "model.safetensors"))
 
 
@@ -97,6 +99,13 @@ def test_every_method_trains_and_writes_a_self_describing_run(ws, tmp_path, task
     assert [p["example_id"] for p in preds] == [e.id for e in ws.examples(task, "test", 8)]
     if method in ("dss", "cot"):
         assert all("rationale" in p for p in preds)
+    # "auto" numbers resolved once and recorded: slots for equations learned from scratch, text otherwise.
+    slots = task == "wordproblems" and student in ("tiny", "tiny-causal")
+    assert meta["config"]["numbers"] == ("slots" if slots else "text")
+    if slots:  # the student saw N0, N1, …; what it returns is mapped back to the input's numbers
+        assert "N0" in load_run(ws, summary["run"]).student.tokenizer.get_vocab().keys() | {
+            t.lstrip("▁") for t in load_run(ws, summary["run"]).student.tokenizer.get_vocab()}
+        assert not any(re.search(r"\bN\d+\b", p["input"]) for p in preds)
 
 
 def test_a_run_name_is_never_reused(ws):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .config import TrainConfig
 from .errors import ConfigError, RunError
-from .methods import Encoder, Method, method_for_config
+from .methods import Encoder, Method, encoder_for, method_for_config
 from .metrics import METRICS, confusion_matrix
 from .store import Example, Store
 from .students import Student, generate, load_student
@@ -33,18 +33,20 @@ class Predictor:
 
     def predict(self, texts: list[str], *, rationale: bool = False, batch_size: int = 64) -> list[dict]:
         """Per text: ``label``, ``rationale`` (dss via its ``[rationale]`` prefix, cot from its one generation)."""
+        slots = [self.encoder.slots(t) for t in texts]
+        texts = [s.encode(t) for s, t in zip(slots, texts)]
         prompts = [self.encoder.source_ids(self.method.label_source(t)) for t in texts]
         tokens = self.label_tokens + (self.rationale_tokens if self.method.rationale_in_label else 0)
         outs = generate(self.student, prompts, max_new_tokens=tokens, batch_size=batch_size)
         rows = []
-        for text in outs:
+        for text, slot in zip(outs, slots):
             label, why, parse_error = self.method.parse(text)
-            rows.append({"label": label, "rationale": why, "parse_error": parse_error})
+            rows.append({"label": slot.decode(label), "rationale": slot.decode(why), "parse_error": parse_error})
         if rationale and self.method.rationale_source("") is not None:
             r_prompts = [self.encoder.source_ids(self.method.rationale_source(t)) for t in texts]
-            for row, text in zip(rows, generate(self.student, r_prompts, max_new_tokens=self.rationale_tokens,
-                                                batch_size=batch_size)):
-                row["rationale"] = text
+            outs = generate(self.student, r_prompts, max_new_tokens=self.rationale_tokens, batch_size=batch_size)
+            for row, text, slot in zip(rows, outs, slots):
+                row["rationale"] = slot.decode(text)
         return rows
 
 
@@ -91,7 +93,7 @@ def load_run(store: Store, name: str) -> LoadedRun:
 
 
 def predictor_for(student: Student, cfg: TrainConfig, generation: dict) -> Predictor:
-    encoder = Encoder(student.tokenizer, student.is_causal, cfg.max_input_len, cfg.max_target_len)
+    encoder = encoder_for(student, cfg)
     return Predictor(student, method_for_config(cfg), encoder, int(generation.get("label_tokens", 24)),
                      int(generation.get("rationale_tokens", cfg.max_target_len)))
 

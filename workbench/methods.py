@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import ConfigError, UnknownNameError
+from .numbers import NumberSlots, codec
 from .students import LABEL_PREFIX, RATIONALE_PREFIX
 
 IGNORE = -100
@@ -212,6 +213,11 @@ class Encoder:
     causal: bool
     max_input_len: int = 256
     max_target_len: int = 128
+    numbers: str = "text"  # "slots": numbers become N0, N1, … (workbench.numbers); resolved, never "auto"
+
+    def slots(self, text: str) -> NumberSlots:
+        """The number slots of one input (the identity unless ``numbers`` is ``slots``)."""
+        return codec(self.numbers).of(text)
 
     def source_ids(self, text: str) -> list[int]:
         ids = self.tokenizer(text, add_special_tokens=False).input_ids
@@ -234,6 +240,8 @@ class Encoder:
 
     def encode(self, method: Method, row: dict, labels: tuple[str, ...] | None = None) -> dict:
         """One training feature: all segments of a row, plus the teacher's class probabilities for kd."""
+        slots = self.slots(row["input"])
+        row = {**row, **{k: slots.encode(row.get(k)) for k in ("input", "label", "rationale")}}
         segs = method.segments(row)
         sources = [self.source_ids(s) for _, s, _ in segs]
         targets = [self.target_ids(t) for _, _, t in segs]
@@ -249,6 +257,12 @@ class Encoder:
             probs = [p / total for p in raw]
         return {"task_ids": [t for t, _, _ in segs], "sources": sources, "targets": targets,
                 "teacher_probs": probs, "length": sum(len(s) + len(t) for s, t in zip(sources, targets))}
+
+
+def encoder_for(student, cfg) -> Encoder:
+    """The encoder a run trains and predicts with: its student's tokenizer and the config's limits and numbers."""
+    numbers = cfg.numbers if cfg.numbers != "auto" else "text"  # "auto" unresolved: a run from before slots
+    return Encoder(student.tokenizer, student.is_causal, cfg.max_input_len, cfg.max_target_len, numbers)
 
 
 @dataclass

@@ -28,8 +28,9 @@ from .errors import ConfigError, RunError
 from .evaluation import LoadedRun, load_run, predict_examples, read_meta, run_path  # noqa: F401  (re-exported)
 from .jobs import JobContext, register_job_kind
 from .methods import method_for_config
+from .numbers import codec, resolve_numbers
 from .store import Store
-from .students import count_parameters, load_student, make_student
+from .students import PRESETS, count_parameters, load_student, make_student
 from .trainer import device_info, fit, is_main_process
 
 ProgressFn = Callable[[dict], None]
@@ -47,6 +48,8 @@ def train_student(store: Store, config: TrainConfig | dict, progress: ProgressFn
                             drop_parse_errors=cfg.drop_parse_errors, drop_teacher_wrong=cfg.drop_teacher_wrong,
                             only_accepted=cfg.only_accepted)
     rows = subsample(ts.rows, cfg.fraction, cfg.seed)
+    # "auto" is decided once, here, and the run's config records the outcome (slots or text).
+    cfg = cfg.with_(numbers=resolve_numbers(cfg.numbers, task.answer_kind, cfg.student in PRESETS))
     method = method_for_config(cfg)
     if method.needs_label_dist and not task.labels:
         raise ConfigError(f"method 'kd' needs a classification task; {task.name!r} has answer kind "
@@ -54,7 +57,7 @@ def train_student(store: Store, config: TrainConfig | dict, progress: ProgressFn
     method.check_rows(rows)
     name = claim_run_name(store, cfg)
     folder = run_path(store, name)
-    student = make_student(cfg.student, _vocab_texts(store, task, rows), trust_remote_code=cfg.trust_remote_code,
+    student = make_student(cfg.student, _vocab_texts(store, task, rows, cfg.numbers), trust_remote_code=cfg.trust_remote_code,
                            seed=cfg.seed)
     meta = _describe(store, cfg, name, task, ts, rows, student)
     if is_main_process():
@@ -81,7 +84,7 @@ def resume_run(store: Store, name: str, progress: ProgressFn | None = None,
     ckpt_root = folder / "checkpoints"
     checkpoint = get_last_checkpoint(str(ckpt_root)) if ckpt_root.is_dir() else None
     if checkpoint is None:  # killed before the first checkpoint: start over from the same frozen rows
-        student = make_student(cfg.student, _vocab_texts(store, task, rows),
+        student = make_student(cfg.student, _vocab_texts(store, task, rows, cfg.numbers),
                                trust_remote_code=cfg.trust_remote_code, seed=cfg.seed)
     else:
         student = load_student(checkpoint, trust_remote_code=cfg.trust_remote_code)
@@ -208,11 +211,14 @@ def _load_task(store: Store, name: str):
     return load_task(name, store)
 
 
-def _vocab_texts(store: Store, task, rows: list[dict]) -> list[str]:
-    # Inputs of every split (no gold labels) so new inputs are not unknown words; targets from training rows only.
-    texts = [e.input for e in store.examples(task.name)]
+def _vocab_texts(store: Store, task, rows: list[dict], numbers: str) -> list[str]:
+    # Inputs of every split (no gold labels) so new inputs are not unknown words; targets from training rows only;
+    # all as the student will see them (number slots included).
+    make = codec(numbers)
+    texts = [make.of(e.input).encode(e.input) for e in store.examples(task.name)]
     for r in rows:
-        texts += [r["label"] or "", r.get("rationale") or ""]
+        slots = make.of(r["input"])
+        texts += [slots.encode(r["label"]) or "", slots.encode(r.get("rationale")) or ""]
     return texts + list(task.labels or ())
 
 
@@ -228,13 +234,15 @@ def _describe(store, cfg, name, task, ts, rows, student) -> dict:
         "SELECT DISTINCT template_hash FROM generations WHERE id IN (SELECT value FROM json_each(?))",
         (json.dumps(gen_ids),))})
     method = method_for_config(cfg)
-    from .methods import Encoder
+    from .methods import encoder_for
 
-    enc = Encoder(student.tokenizer, student.is_causal, cfg.max_input_len, cfg.max_target_len)
-    label_tokens = max(len(enc.target_ids(r["label"])) for r in rows) + 2
+    enc = encoder_for(student, cfg)
+    slotted = [(enc.slots(r["input"]), r) for r in rows]
+    label_tokens = max(len(enc.target_ids(s.encode(r["label"]))) for s, r in slotted) + 2
     rationale_tokens = cfg.max_target_len
     if method.needs_rationale:
-        rationale_tokens = min(cfg.max_target_len, max(len(enc.target_ids(r["rationale"])) for r in rows) + 8)
+        rationale_tokens = min(cfg.max_target_len,
+                               max(len(enc.target_ids(s.encode(r["rationale"]))) for s, r in slotted) + 8)
     return {
         "name": name, "created": time.time(), "config": cfg.to_dict(),
         "task": {"name": task.name, "answer_kind": task.answer_kind, "metric": task.metric_name,

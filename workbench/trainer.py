@@ -206,10 +206,10 @@ def fit(cfg, folder: Path, task, rows: list[dict], student, generation: dict, *,
     from transformers import PrinterCallback
 
     from .evaluation import predict_examples, predictor_for
-    from .methods import Collator, Encoder, method_for_config
+    from .methods import Collator, encoder_for, method_for_config
 
     method = method_for_config(cfg)
-    encoder = Encoder(student.tokenizer, student.is_causal, cfg.max_input_len, cfg.max_target_len)
+    encoder = encoder_for(student, cfg)
     features = [encoder.encode(method, r, task.labels) for r in rows]
     dataset = datasets.Dataset.from_dict({k: [f[k] for f in features] for k in features[0]})
     collator = Collator(student.tokenizer.pad_token_id, student.is_causal,
