@@ -112,8 +112,8 @@ def test_run_all_smoke(tmp_path):
 
 @pytest.mark.slow
 def test_numbers_bench_smoke(tmp_path):
-    proc = _bench(tmp_path, "numbers.py")
-    result = json.loads((tmp_path / "numbers.json").read_text())
+    proc = _bench(tmp_path, "number_slots.py")
+    result = json.loads((tmp_path / "number_slots.json").read_text())
     assert [r["numbers"] for r in result["runs"]] == ["text", "slots"]
     assert all(0 <= r["accuracy"] <= 1 and r["curve"] for r in result["runs"])
-    assert "| slots |" in proc.stdout and (tmp_path / "numbers.md").is_file()
+    assert "| slots |" in proc.stdout and (tmp_path / "number_slots.md").is_file()

@@ -138,12 +138,12 @@ def test_train_form_shows_cli_command_and_device(served):
     from workbench.ui import train
 
     _, _, store = served
-    cli, facts = train.on_form(store, "wordproblems", "builtin", "tiny", "dss", 0.3, 1.0, 40, 16, 0.002, 1, 20,
+    cli, facts = train.on_form(store, "wordproblems", "builtin", "tiny", "dss", "auto", 0.3, 1.0, 40, 16, 0.002, 1, 20,
                                50, "")
     assert cli.startswith(f"workbench --workspace {store.workspace} train") and "--alpha 0.3" in cli
     assert "--steps 40" in cli and "--teacher builtin" in cli
     assert "Device" in facts and ("cpu" in facts or "cuda" in facts)
-    cli, facts = train.on_form(store, "wordproblems", "builtin", "tiny", "dss", 2.0, 1.0, 40, 16, 0.002, 1, 20,
+    cli, facts = train.on_form(store, "wordproblems", "builtin", "tiny", "dss", "auto", 2.0, 1.0, 40, 16, 0.002, 1, 20,
                                50, "")
     assert "alpha must be in [0, 1]" in facts
 

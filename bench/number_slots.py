@@ -1,8 +1,8 @@
 """Numbers as text or as slots (``N0``, ``N1``, …) for a student trained from scratch on the built-in word problems.
 
-    .venv/bin/python bench/numbers.py            # ~4 min on 2 CPU cores; writes bench/results/numbers.{json,md}
-    .venv/bin/python bench/numbers.py --steps 600 --method dss
-    .venv/bin/python bench/numbers.py --smoke    # a seconds-long version (used by the tests)
+    .venv/bin/python bench/number_slots.py            # ~4 min on 2 CPU cores; writes bench/results/number_slots.{json,md}
+    .venv/bin/python bench/number_slots.py --steps 600 --method dss
+    .venv/bin/python bench/number_slots.py --smoke    # a seconds-long version (used by the tests)
 
 The same student, data, seed and steps, once with ``numbers=text`` and once with ``numbers=slots``, through the
 library's ``train_student``; the valid accuracy along the way (every ``steps / 6``) and the test accuracy at the
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-train", type=int, default=2000)
     parser.add_argument("--n-test", type=int, default=300)
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results"), help="folder for numbers.json/.md")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results"), help="folder for number_slots.json/.md")
     args = parser.parse_args(argv)
     if args.smoke:
         args.steps, args.n_train, args.n_test = 6, 64, 16
@@ -89,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {"machine": f"{os.cpu_count()} CPU cores (load average {load}), torch {torch.__version__}",
               "smoke": args.smoke, "args": {k: v for k, v in vars(args).items() if k not in ("out", "smoke")},
               "teacher_accuracy": teacher_acc, "runs": runs,
-              "command": " ".join([".venv/bin/python bench/numbers.py", *(argv if argv is not None else sys.argv[1:])])}
-    write_results(args.out, "numbers", result, render_md)
+              "command": " ".join([".venv/bin/python bench/number_slots.py", *(argv if argv is not None else sys.argv[1:])])}
+    write_results(args.out, "number_slots", result, render_md)
     return 0
 
 
