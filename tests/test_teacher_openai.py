@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+import httpx
 import pytest
 
 from tests.fakes import toy_task
@@ -17,7 +18,7 @@ from workbench.serving import FaultPlan, ServerThread, create_app, resolve_model
 from workbench.store import Example
 from workbench.teachers import get_teacher
 from workbench.teachers.base import TeacherRequest
-from workbench.teachers.hf import HFTeacher, save_random_checkpoint
+from workbench.teachers.hf import Completion, HFTeacher, save_random_checkpoint
 from workbench.teachers.openai_compat import RetryPolicy, retry_after_seconds
 
 SECRET = "sk-wb-test-SECRET-7f3a9c"
@@ -188,6 +189,26 @@ def test_a_run_is_served_with_its_task_prefix(tmp_path):
     with ServerThread(create_app(served)) as server:
         teacher = get_teacher(f"openai:r1:rationale@{server.url}?mode=completions&{FAST}")
         assert teacher.answer(_requests(1))[0].error is None
+
+
+def test_a_run_with_number_slots_is_served_as_it_was_trained(tmp_path, monkeypatch):
+    """The server gives the run N0, N1, … for the input's numbers, and maps them back in the answer."""
+    run = tmp_path / "ws" / "runs" / "r2"
+    save_random_checkpoint(run / "model", "seq2seq")
+    (run / "config.json").write_text(json.dumps({"config": {"method": "standard", "numbers": "slots"}}))
+    (run / "trainingset.jsonl").write_text("")
+    served = resolve_model("run:r2", tmp_path / "ws")
+    seen = []
+
+    def fake_complete(texts, **kwargs):
+        seen.extend(texts)
+        return [Completion(["( N1 - N0 ) * N7"], 5, 3, ["stop"]) for _ in texts]
+
+    monkeypatch.setattr(served.teacher, "complete_rendered", fake_complete)
+    with ServerThread(create_app(served)) as server:
+        reply = httpx.post(f"{server.url}/completions", json={"model": "r2", "prompt": "Tom has 12 pens and 5 cups."})
+    assert seen == ["Tom has N0 pens and N1 cups."]
+    assert reply.json()["choices"][0]["text"] == "( 5 - 12 ) * N7"  # a slot the input lacks stays: a parse error
 
 
 def test_serve_model_cli_checks_its_arguments(capsys):

@@ -30,13 +30,14 @@ import socket
 import threading
 import time
 from collections import Counter, defaultdict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from .errors import ConfigError, RunError
+from .numbers import NumberSlots, codec
 from .teachers.hf import Completion, HFTeacher
 
 _FAULT_ORDER = ("fail_500", "rate_limit", "slow", "drop", "garbage", "empty", "unauthorized")
@@ -96,12 +97,18 @@ class ServedModel:
     name: str
     teacher: HFTeacher
     method: object | None = None  # a workbench.methods.Method for runs
+    numbers: str = "text"  # a run trained with number slots: inputs slotted, answers mapped back
 
     def model_ids(self) -> list[str]:
         if self.method is None:
             return [self.name]
         heads = ["label"] + (["rationale"] if self.method.rationale_source("") is not None else [])
         return [self.name] + [f"{self.name}:{h}" for h in heads]
+
+    def prepare(self, text: str, model: str | None) -> tuple[str, NumberSlots]:
+        """The model's input for ``text`` and the number slots that map its answer back."""
+        slots = codec(self.numbers).of(text)
+        return self.source(slots.encode(text), model), slots
 
     def source(self, text: str, model: str | None) -> str:
         """The model's input for ``text``: a run's task prefix (``model`` ending in ``:rationale`` or ``:label``)."""
@@ -145,7 +152,9 @@ def resolve_model(spec: str, workspace: str | Path | None = None, *, max_batch: 
 
     meta = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
     method = get_method(meta["config"]["method"], alpha=meta["config"].get("alpha", 0.5))
-    return ServedModel(run_dir.name, HFTeacher(str(run_dir / "model"), **opts), method)
+    numbers = meta["config"].get("numbers", "text")
+    return ServedModel(run_dir.name, HFTeacher(str(run_dir / "model"), **opts), method,
+                       "slots" if numbers == "slots" else "text")
 
 
 class Batcher:
@@ -264,7 +273,7 @@ class _State:
 
     async def _respond(self, request, chat: bool, number: int, record: dict):
         try:
-            texts, params, model = self._parse(await request.json(), chat)
+            texts, params, model, slots = self._parse(await request.json(), chat)
         except (ValueError, KeyError, TypeError, IndexError, ConfigError) as err:
             return _error(400, f"bad request: {err}", record)
         record["prompt"] = hashlib.sha256("\0".join(texts).encode()).hexdigest()[:16]
@@ -283,6 +292,7 @@ class _State:
         started = time.monotonic()
         try:
             outs = await asyncio.gather(*(self.batcher.submit(t, params) for t in texts))
+            outs = [replace(o, texts=[slot.decode(t) for t in o.texts]) for o, slot in zip(outs, slots)]
         except Exception as err:  # the model failed on this input: a 500 for this request, the server lives on
             return _error(500, f"generation failed: {type(err).__name__}: {err}", record)
         await asyncio.sleep(max(0.0, self.latency_s - (time.monotonic() - started)))
@@ -296,20 +306,22 @@ class _State:
         payload = _payload(chat, model or self.served.name, number, [] if fault == "empty" else outs)
         return JSONResponse(payload)
 
-    def _parse(self, body, chat: bool) -> tuple[list[str], tuple, str | None]:
+    def _parse(self, body, chat: bool) -> tuple[list[str], tuple, str | None, list[NumberSlots]]:
         if not isinstance(body, dict):
             raise ValueError("the body must be a JSON object")
         model = body.get("model")
         if chat:
             messages = [{**m, "content": _content_text(m.get("content"))} for m in body["messages"]]
             if self.served.method is not None:  # a run answers one input: the last user message
-                texts = [self.served.source([m for m in messages if m.get("role") == "user"][-1]["content"], model)]
+                prepared = [self.served.prepare([m for m in messages if m.get("role") == "user"][-1]["content"],
+                                                model)]
             else:
-                texts = [self.served.teacher.render_messages(messages)]
+                prepared = [(self.served.teacher.render_messages(messages), NumberSlots())]
         else:
             prompt = body["prompt"]
             prompts = [prompt] if isinstance(prompt, str) else [str(p) for p in prompt]
-            texts = [self.served.source(p, model) for p in prompts]
+            prepared = [self.served.prepare(p, model) for p in prompts]
+        texts, slots = [t for t, _ in prepared], [s for _, s in prepared]
         stop = body.get("stop") or ()
         stops = (stop,) if isinstance(stop, str) else tuple(str(s) for s in stop)
         n, temperature = int(body.get("n") or 1), float(body.get("temperature") or 0.0)
@@ -319,7 +331,7 @@ class _State:
         seed = body.get("seed")
         params = (n, temperature, float(body.get("top_p") or 1.0), max_tokens, stops,
                   None if seed is None else int(seed))
-        return texts, params, model
+        return texts, params, model, slots
 
 
 def _content_text(content) -> str:
