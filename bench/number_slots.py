@@ -1,7 +1,7 @@
 """Numbers as text or as slots (``N0``, ``N1``, …) for a student trained from scratch on the built-in word problems.
 
     .venv/bin/python bench/number_slots.py            # ~4 min on 2 CPU cores; writes bench/results/number_slots.{json,md}
-    .venv/bin/python bench/number_slots.py --steps 600 --method dss
+    .venv/bin/python bench/number_slots.py --label-source teacher --tag teacher-labels
     .venv/bin/python bench/number_slots.py --smoke    # a seconds-long version (used by the tests)
 
 The same student, data, seed and steps, once with ``numbers=text`` and once with ``numbers=slots``, through the
@@ -54,12 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--smoke", action="store_true", help="a seconds-long run (small task, few steps)")
     parser.add_argument("--method", default="standard", choices=("standard", "dss"))
-    parser.add_argument("--label-source", default="teacher", choices=("gold", "teacher"))
+    parser.add_argument("--label-source", default="gold", choices=("gold", "teacher"))
     parser.add_argument("--steps", type=int, default=1200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-train", type=int, default=2000)
     parser.add_argument("--n-test", type=int, default=300)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"), help="folder for number_slots.json/.md")
+    parser.add_argument("--tag", help="write number_slots-TAG.json/.md instead (another setting)")
     args = parser.parse_args(argv)
     if args.smoke:
         args.steps, args.n_train, args.n_test = 6, 64, 16
@@ -87,10 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         store.close()
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     result = {"machine": f"{os.cpu_count()} CPU cores (load average {load}), torch {torch.__version__}",
-              "smoke": args.smoke, "args": {k: v for k, v in vars(args).items() if k not in ("out", "smoke")},
+              "smoke": args.smoke, "args": {k: v for k, v in vars(args).items() if k not in ("out", "smoke", "tag")},
               "teacher_accuracy": teacher_acc, "runs": runs,
               "command": " ".join([".venv/bin/python bench/number_slots.py", *(argv if argv is not None else sys.argv[1:])])}
-    write_results(args.out, "number_slots", result, render_md)
+    write_results(args.out, f"number_slots-{args.tag}" if args.tag else "number_slots", result, render_md)
     return 0
 
 

@@ -244,9 +244,10 @@ def test_cli_train_eval_compare_runs(ws, capsys):
 def test_tiny_dss_student_learns_the_builtin_word_problems(tmp_path):
     """The learning test: 250 steps of dss on the full built-in task (fixed seed) beat chance by far.
 
-    Measured (2 shared CPU cores, seed 0, lr 1e-3, batch 32): dss reached 0.28 valid accuracy at step 250 (0.39 at
-    750; standard 0.31 at 250); the most frequent gold equation covers ~1% of the test split. The threshold leaves a
-    margin for other CPUs and thread counts while still failing on a broken loss, collator or generation.
+    Measured (2 CPU cores, seed 0, lr 1e-3, batch 32, number slots): 0.49 on these 100 test examples after 250
+    steps (valid accuracy was 0.28 with numbers as text); the most frequent gold equation covers ~1% of the test split. The threshold
+    leaves a margin for other CPUs and thread counts while still failing on a broken loss, collator, slot mapping
+    or generation.
     """
     store = Store.open(tmp_path / "ws")
     task = load_task("wordproblems", store)
@@ -254,4 +255,4 @@ def test_tiny_dss_student_learns_the_builtin_word_problems(tmp_path):
     cfg = TrainConfig(task="wordproblems", method="dss", student="tiny", teacher="builtin", steps=250, seed=0,
                       learning_rate=1e-3, batch_size=32, save_every=1000, predict_rationales=False, test_limit=100)
     summary = train_student(store, cfg)
-    assert summary["accuracy"] >= 0.15, summary
+    assert summary["accuracy"] >= 0.3, summary

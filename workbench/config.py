@@ -73,8 +73,8 @@ class TrainConfig:
     # padding from 25% to 8% (1.19x examples/s) but left the held-out loss 25% higher after 60 steps and 43% higher
     # after 200, because the sampler sweeps from long to short problems and each batch holds one kind of problem.
     group_by_length: bool = _f(False, "length-grouped batches: less padding, but measured to learn worse per step")
-    # Measured (bench/number_slots.py): a from-scratch student on the built-in word problems scores 0.40 with numbers as
-    # text and 1.00 with slots after the same 1,200 steps.
+    # Measured (bench/number_slots.py): a from-scratch student on the built-in word problems scores 0.38 with numbers as
+    # text and 0.93 with slots after the same 1,200 steps.
     numbers: str = _f("auto", "numbers in the student's text: slots (N0, N1, … mapped back after generation), text, "
                       "or auto (slots for equation tasks with a preset student)", choices=NUMBER_MODES)
     bf16: str = _f("auto", "bf16 mixed precision: auto (on GPUs that support it), true, false", choices=BF16_CHOICES)
