@@ -14,6 +14,7 @@ import io
 import itertools
 import json
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -34,8 +35,12 @@ _HEALTH = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthChec
 
 
 def fuzz(n: int) -> settings:
-    """``n`` cases a property (counted in the closing note of issue 8); no deadline on a shared 2-core box."""
-    return settings(max_examples=n, deadline=None, suppress_health_check=_HEALTH)
+    """``n`` cases a property (counted in the closing note of issue 8); no deadline on a shared 2-core box.
+
+    The same cases on every run (``derandomize``), so CI never fails by chance; ``WORKBENCH_FUZZ_RANDOM=1`` explores
+    new ones (how the CSV line-ending case below was found)."""
+    return settings(max_examples=n, deadline=None, suppress_health_check=_HEALTH,
+                    derandomize=os.environ.get("WORKBENCH_FUZZ_RANDOM") != "1")
 
 
 _names = itertools.count()
@@ -119,7 +124,9 @@ def tables(draw):
         text = "\n".join(lines)
     else:
         buf = io.StringIO()
-        writer = csv.writer(buf, delimiter="," if fmt == ".csv" else "\t", lineterminator="\n")
+        # CRLF, as spreadsheets write: the writer then quotes cells holding a bare "\r", which a reader (rightly)
+        # takes for a line break when unquoted.
+        writer = csv.writer(buf, delimiter="," if fmt == ".csv" else "\t", lineterminator="\r\n")
         writer.writerow(header)
         writer.writerows(rows)  # rows may have more or fewer fields than the header: reported per line
         text, records = buf.getvalue(), len(rows)
