@@ -1,6 +1,6 @@
 """Run every benchmark and collect their results: what ``make bench`` runs.
 
-    .venv/bin/python bench/run_all.py            # full mode (~45 min on 2 CPU cores); bench/results/summary.{json,md}
+    .venv/bin/python bench/run_all.py            # full mode (~70 min on 2 CPU cores); bench/results/summary.{json,md}
     .venv/bin/python bench/run_all.py --only throughput,first_result
     .venv/bin/python bench/run_all.py --smoke    # each script in seconds, into a temporary folder (or --out)
 
