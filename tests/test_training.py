@@ -22,7 +22,7 @@ from workbench.errors import ConfigError, RunError
 from workbench.evaluation import evaluate, load_run
 from workbench.generation import generate_rationales
 from workbench.jobs import job_status, start_job, wait_job
-from workbench.runs import _vocab_texts, resume_run, train_student
+from workbench.runs import _vocab_texts, last_complete_checkpoint, resume_run, train_student
 from workbench.store import Store
 from workbench.students import make_student
 from workbench.tasks import load_task
@@ -148,6 +148,16 @@ def test_cancel_saves_a_checkpoint_and_resume_continues_with_optimizer_state(ws)
     assert [(b["step"], b["optimizer_step"]) for b in begins] == [(0, 0), (3, 3)]
     with pytest.raises(RunError, match="already finished"):
         resume_run(ws, first["run"])
+
+
+def test_resume_skips_a_checkpoint_that_was_killed_while_saving(tmp_path):
+    for step, complete in ((5, True), (10, True), (15, False), (100, False)):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+        if complete:
+            (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    (tmp_path / "checkpoint-x").mkdir()
+    assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-10")
+    assert last_complete_checkpoint(tmp_path / "none") is None
 
 
 @pytest.mark.slow

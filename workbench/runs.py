@@ -70,8 +70,6 @@ def train_student(store: Store, config: TrainConfig | dict, progress: ProgressFn
 def resume_run(store: Store, name: str, progress: ProgressFn | None = None,
                should_stop: StopFn | None = None) -> dict:
     """Continue a stopped, killed or failed run from its last checkpoint (same step, optimizer and scheduler)."""
-    from transformers.trainer_utils import get_last_checkpoint
-
     meta = read_meta(store, name)
     status = store.run_row(name)["status"]
     if status == "done":
@@ -82,7 +80,7 @@ def resume_run(store: Store, name: str, progress: ProgressFn | None = None,
             if line.strip()]
     task = _load_task(store, cfg.task)
     ckpt_root = folder / "checkpoints"
-    checkpoint = get_last_checkpoint(str(ckpt_root)) if ckpt_root.is_dir() else None
+    checkpoint = last_complete_checkpoint(ckpt_root)
     if checkpoint is None:  # killed before the first checkpoint: start over from the same frozen rows
         student = make_student(cfg.student, _vocab_texts(store, task, rows, cfg.numbers),
                                trust_remote_code=cfg.trust_remote_code, seed=cfg.seed)
@@ -156,6 +154,18 @@ def _finish(store, cfg, name, task, student, meta, result) -> dict:
 
 
 # -- helpers ----------------------------------------------------------------------------------------------------
+def last_complete_checkpoint(root: Path) -> str | None:
+    """The newest ``checkpoint-N`` folder that finished writing (its ``trainer_state.json`` exists).
+
+    A process killed while saving leaves a newer folder without it; ``transformers``' ``get_last_checkpoint``
+    would pick that one and resuming would fail, so it is skipped (and left on disk, untouched)."""
+    if not root.is_dir():
+        return None
+    done = [p for p in root.iterdir() if p.name.startswith("checkpoint-") and p.name[11:].isdigit()
+            and (p / "trainer_state.json").is_file()]
+    return str(max(done, key=lambda p: int(p.name[11:]))) if done else None
+
+
 def check_finite(model, cfg: TrainConfig, step) -> None:
     """Raise when training diverged. The Trainer's logs hide it (it filters NaN/inf losses out of the logged
     mean), so look at the weights: once one is NaN or infinite, nothing the run does later can recover."""
