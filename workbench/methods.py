@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import ConfigError, UnknownNameError
-from .numbers import NumberSlots, codec
+from .numbers import NumberSlots, slots_for
 from .students import LABEL_PREFIX, RATIONALE_PREFIX
 
 IGNORE = -100
@@ -217,7 +217,7 @@ class Encoder:
 
     def slots(self, text: str) -> NumberSlots:
         """The number slots of one input (the identity unless ``numbers`` is ``slots``)."""
-        return codec(self.numbers).of(text)
+        return slots_for(self.numbers, text)
 
     def source_ids(self, text: str) -> list[int]:
         ids = self.tokenizer(text, add_special_tokens=False).input_ids

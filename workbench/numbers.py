@@ -64,22 +64,12 @@ class NumberSlots:
         return _SLOT.sub(lambda m: self.written.get(m.group(), m.group()), text)
 
 
-class _NoSlots(NumberSlots):
-    """Numbers as text: the identity codec."""
-
-    @classmethod
-    def of(cls, text: str) -> NumberSlots:
-        return _IDENTITY
+NO_SLOTS = NumberSlots()  # numbers as text: empty slots encode and decode to the text itself
 
 
-_IDENTITY = _NoSlots()
-
-
-def codec(mode: str) -> type[NumberSlots]:
-    """The slot maker for a resolved mode: ``NumberSlots`` for ``slots``, the identity for ``text``."""
-    if mode == "slots":
-        return NumberSlots
-    return _NoSlots
+def slots_for(mode: str, text: str) -> NumberSlots:
+    """The slots of ``text`` under a resolved mode: its own for ``slots``, none (the identity) for ``text``."""
+    return NumberSlots.of(text) if mode == "slots" else NO_SLOTS
 
 
 def resolve_numbers(mode: str, answer_kind: str, from_scratch: bool) -> str:

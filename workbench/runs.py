@@ -28,7 +28,7 @@ from .errors import ConfigError, RunError
 from .evaluation import LoadedRun, load_run, predict_examples, read_meta, run_path  # noqa: F401  (re-exported)
 from .jobs import JobContext, register_job_kind
 from .methods import method_for_config
-from .numbers import codec, resolve_numbers
+from .numbers import resolve_numbers, slots_for
 from .store import Store
 from .students import PRESETS, count_parameters, load_student, make_student
 from .trainer import device_info, fit, is_main_process
@@ -224,10 +224,9 @@ def _load_task(store: Store, name: str):
 def _vocab_texts(store: Store, task, rows: list[dict], numbers: str) -> list[str]:
     # Inputs of every split (no gold labels) so new inputs are not unknown words; targets from training rows only;
     # all as the student will see them (number slots included).
-    make = codec(numbers)
-    texts = [make.of(e.input).encode(e.input) for e in store.examples(task.name)]
+    texts = [slots_for(numbers, e.input).encode(e.input) for e in store.examples(task.name)]
     for r in rows:
-        slots = make.of(r["input"])
+        slots = slots_for(numbers, r["input"])
         texts += [slots.encode(r["label"]) or "", slots.encode(r.get("rationale")) or ""]
     return texts + list(task.labels or ())
 

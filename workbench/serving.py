@@ -37,7 +37,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from .errors import ConfigError, RunError
-from .numbers import NumberSlots, codec
+from .numbers import NO_SLOTS, NumberSlots, slots_for
 from .teachers.hf import Completion, HFTeacher
 
 _FAULT_ORDER = ("fail_500", "rate_limit", "slow", "drop", "garbage", "empty", "unauthorized")
@@ -107,7 +107,7 @@ class ServedModel:
 
     def prepare(self, text: str, model: str | None) -> tuple[str, NumberSlots]:
         """The model's input for ``text`` and the number slots that map its answer back."""
-        slots = codec(self.numbers).of(text)
+        slots = slots_for(self.numbers, text)
         return self.source(slots.encode(text), model), slots
 
     def source(self, text: str, model: str | None) -> str:
@@ -316,7 +316,7 @@ class _State:
                 prepared = [self.served.prepare([m for m in messages if m.get("role") == "user"][-1]["content"],
                                                 model)]
             else:
-                prepared = [(self.served.teacher.render_messages(messages), NumberSlots())]
+                prepared = [(self.served.teacher.render_messages(messages), NO_SLOTS)]
         else:
             prompt = body["prompt"]
             prompts = [prompt] if isinstance(prompt, str) else [str(p) for p in prompt]
