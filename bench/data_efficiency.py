@@ -39,6 +39,14 @@ from workbench.teachers import get_teacher  # noqa: E402
 METHODS = ("standard", "dss")
 
 
+def answered_wordproblems(store: Store, *, n_train: int, n_valid: int, n_test: int) -> float:
+    """The built-in word problems with the builtin teacher's answers on train and test; its test accuracy."""
+    task = load_task("wordproblems", store, n_train=n_train, n_valid=n_valid, n_test=n_test)
+    teacher = get_teacher("builtin")
+    generate_rationales(store, task, teacher)
+    return generate_rationales(store, task, teacher, split="test")["teacher_accuracy"]
+
+
 def run_grid(store: Store, *, fractions: list[float], seeds: list[int], steps: int, n_test: int,
              log=print, partial: Path | None = None) -> list[dict]:
     """Every cell in the given order; each finished point is also appended to ``partial`` (JSON lines), so an
@@ -143,10 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-data-efficiency-") as tmp:
         store = Store.open(Path(tmp) / "ws")
-        task = load_task("wordproblems", store, n_train=args.n_train, n_valid=10, n_test=args.n_test)
-        teacher = get_teacher("builtin")
-        generate_rationales(store, task, teacher)
-        teacher_acc = generate_rationales(store, task, teacher, split="test")["teacher_accuracy"]
+        teacher_acc = answered_wordproblems(store, n_train=args.n_train, n_valid=10, n_test=args.n_test)
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         partial = out / "data_efficiency.partial.jsonl"

@@ -21,14 +21,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from data_efficiency import answered_wordproblems  # noqa: E402 - the same answered demo data
 from results_io import write_results  # noqa: E402 - bench/ is on sys.path when a script runs
 
 from workbench.config import TrainConfig  # noqa: E402
-from workbench.generation import generate_rationales  # noqa: E402
 from workbench.runs import train_student  # noqa: E402
 from workbench.store import Store  # noqa: E402
-from workbench.tasks import load_task  # noqa: E402
-from workbench.teachers import get_teacher  # noqa: E402
 
 MODES = ("text", "slots")
 
@@ -71,10 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     with tempfile.TemporaryDirectory(prefix="bench-numbers-") as tmp:
         store = Store.open(Path(tmp) / "ws")
-        task = load_task("wordproblems", store, n_train=args.n_train, n_valid=200, n_test=args.n_test)
-        teacher = get_teacher("builtin")
-        generate_rationales(store, task, teacher)
-        teacher_acc = generate_rationales(store, task, teacher, split="test")["teacher_accuracy"]
+        teacher_acc = answered_wordproblems(store, n_train=args.n_train, n_valid=200, n_test=args.n_test)
         for mode in MODES:
             cfg = TrainConfig(task="wordproblems", method=args.method, student="tiny", teacher="builtin",
                               label_source=args.label_source, numbers=mode, steps=args.steps, seed=args.seed,
