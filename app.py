@@ -13,7 +13,7 @@ import argparse
 import os
 import sys
 
-from workbench import offline
+from workbench.core import offline
 
 # Before gradio (and huggingface_hub) are imported: they read these at import time. No analytics, no hub
 # calls, and local requests never go through a proxy.
@@ -33,7 +33,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from workbench.errors import WorkbenchError
+    from workbench.core.errors import WorkbenchError
     from workbench.ui import launch
 
     try:

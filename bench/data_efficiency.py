@@ -28,13 +28,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from workbench import plots  # noqa: E402
-from workbench.config import TrainConfig  # noqa: E402
-from workbench.generation import generate_rationales  # noqa: E402
-from workbench.runs import train_student  # noqa: E402
-from workbench.store import Store  # noqa: E402
-from workbench.tasks import load_task  # noqa: E402
-from workbench.teachers import get_teacher  # noqa: E402
+from workbench.core.store import Store  # noqa: E402
+from workbench.data.tasks import load_task  # noqa: E402
+from workbench.distill.config import TrainConfig  # noqa: E402
+from workbench.distill.runs import train_student  # noqa: E402
+from workbench.rationales.generation import generate_rationales  # noqa: E402
+from workbench.rationales.teachers import get_teacher  # noqa: E402
+from workbench.results import plots  # noqa: E402
 
 METHODS = ("standard", "dss")
 

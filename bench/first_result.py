@@ -6,8 +6,8 @@
 
 What the app does, through the same calls: a fresh workspace gets the demo task (``prepare_demo``); the builtin
 teacher answers the train and test splits as ``generate`` jobs (the Rationales tab; timed, but before the clock
-of this benchmark starts); then the Train tab's defaults (``workbench.ui.train.DEFAULTS`` through its
-``form_config``) are launched as a detached ``train`` job (``start_job``, what the Train button calls), and the
+of this benchmark starts); then the demo recipe (``workbench.builtin.recipe``, whose ``form_defaults`` the Train tab
+shows) is launched as a detached ``train`` job (``start_job``, what the Train button calls), and the
 clock runs until the job is done and its student scored on the test split (``wait_job``). Goal: <= 120 s on 2 CPU
 cores, with the student more accurate than the builtin teacher on the same test examples.
 """
@@ -26,22 +26,22 @@ sys.path.insert(0, str(ROOT))
 
 from results_io import write_results  # noqa: E402 - bench/ is on sys.path when a script runs
 
-from workbench.jobs import start_job, wait_job  # noqa: E402
-from workbench.store import Store  # noqa: E402
-from workbench.ui.app import prepare_demo  # noqa: E402
-from workbench.ui.task_teacher import DEMO_TASK, DEMO_TEACHER  # noqa: E402
-from workbench.ui.train import DEFAULTS, FORM_FIELDS, form_config  # noqa: E402
+from workbench.builtin.recipe import DEMO, form_defaults  # noqa: E402
+from workbench.core.jobs import start_job, wait_job  # noqa: E402
+from workbench.core.store import Store  # noqa: E402
+from workbench.data.tasks import load_task  # noqa: E402
+
+DEMO_TASK, DEMO_TEACHER = DEMO.task, DEMO.teacher
+# The form fields a user changes most; any TrainConfig field could be added here.
+FORM_FIELDS = ("student", "method", "numbers", "alpha", "fraction", "steps", "batch_size", "learning_rate", "seed",
+               "eval_every", "test_limit")
 
 GOAL_SECONDS = 120
 
 
 def prepare(store: Store, task_sizes: dict | None) -> dict:
     """The demo task with the teacher's answers on train and test, as the Rationales tab makes them (as jobs)."""
-    if task_sizes:  # smoke runs: a smaller demo task, materialised before the app would do it
-        from workbench.tasks import load_task
-
-        load_task(DEMO_TASK, store, **task_sizes)
-    prepare_demo(store)
+    load_task(DEMO_TASK, store, **(task_sizes or {}))  # what the app does on first start (smoke: smaller)
     out = {}
     for split in ("train", "test"):
         started = time.monotonic()
@@ -55,7 +55,7 @@ def prepare(store: Store, task_sizes: dict | None) -> dict:
 
 def time_training(store: Store, form: dict, timeout: float) -> dict:
     """Launch the Train form's config as the Train button does; seconds until the student is scored."""
-    cfg = form_config(DEMO_TASK, DEMO_TEACHER, *(form[k] for k in FORM_FIELDS), None)
+    cfg = DEMO.config(**form).resolved()
     started = time.monotonic()
     job_id = start_job(store, "train", cfg.to_dict())
     job = wait_job(store, job_id, timeout=timeout, poll=0.2)
@@ -92,13 +92,14 @@ def render_md(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--smoke", action="store_true", help="a seconds-long run (small task, few steps)")
+    defaults = form_defaults()
     for key in FORM_FIELDS:  # every Train form field can be changed; the defaults are the app's
         if key != "student":
-            parser.add_argument("--" + key.replace("_", "-"), type=type(DEFAULTS[key] or 0), default=None)
+            parser.add_argument("--" + key.replace("_", "-"), type=type(defaults[key] or 0), default=None)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"), help="folder for first_result.json/.md")
     parser.add_argument("--tag", help="write first_result-TAG.json/.md instead (another setting of the form)")
     args = parser.parse_args(argv)
-    form = dict(DEFAULTS)
+    form = {k: defaults[k] for k in FORM_FIELDS}
     form.update({k: getattr(args, k) for k in FORM_FIELDS if getattr(args, k, None) is not None})
     sizes = None
     if args.smoke:

@@ -24,9 +24,9 @@ sys.path.insert(0, str(ROOT))
 from data_efficiency import answered_wordproblems  # noqa: E402 - the same answered demo data
 from results_io import write_results  # noqa: E402 - bench/ is on sys.path when a script runs
 
-from workbench.config import TrainConfig  # noqa: E402
-from workbench.runs import train_student  # noqa: E402
-from workbench.store import Store  # noqa: E402
+from workbench.core.store import Store  # noqa: E402
+from workbench.distill.config import TrainConfig  # noqa: E402
+from workbench.distill.runs import train_student  # noqa: E402
 
 MODES = ("text", "slots")
 

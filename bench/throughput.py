@@ -9,8 +9,8 @@ The baseline does what google-research/distilling-step-by-step does (``model_uti
 ``Seq2SeqTrainer`` with its defaults (random sampling, fp32), a ``DataCollatorForSeq2Seq`` that pads the label and
 the rationale sub-batches each on its own, and TWO forward passes per step, each given ``labels=`` so the model
 computes its own mean loss; the step loss is ``alpha * loss_label + (1 - alpha) * loss_rationale``. Ours is the
-library's :class:`~workbench.trainer.DistillTrainer` with the library's ``training_arguments``, ``Encoder`` and
-``Collator``, built as :func:`workbench.trainer.fit` builds them (one encoder pass over the stacked sub-batches,
+library's :class:`~workbench.distill.trainer.DistillTrainer` with the library's ``training_arguments``, ``Encoder`` and
+``Collator``, built as :func:`workbench.distill.trainer.fit` builds them (one encoder pass over the stacked sub-batches,
 the decoder per task at its own width, length-grouped batches).
 
 Both train the same student (same initial weights, same optimiser settings) on the same built-in word problems with
@@ -50,15 +50,17 @@ sys.path.insert(0, str(ROOT))
 # machines that have neither `datasets` nor `gradio`.
 from results_io import write_results  # noqa: E402 - bench/ is on sys.path when a script runs
 
-from workbench.config import TrainConfig  # noqa: E402
-from workbench.generation import generate_rationales  # noqa: E402
-from workbench.methods import IGNORE, Collator, Encoder, forward_logits, get_method  # noqa: E402
-from workbench.store import Store  # noqa: E402
-from workbench.students import PRESETS, build_word_tokenizer, count_parameters  # noqa: E402
-from workbench.tasks import load_task  # noqa: E402
-from workbench.teachers import get_teacher  # noqa: E402
-from workbench.trainer import DistillTrainer, training_arguments  # noqa: E402
-from workbench.trainingset import build_training_set  # noqa: E402
+from workbench.core.store import Store  # noqa: E402
+from workbench.data.tasks import load_task  # noqa: E402
+from workbench.distill.config import TrainConfig  # noqa: E402
+from workbench.distill.encoding import Collator, Encoder, forward_logits  # noqa: E402
+from workbench.distill.losses import IGNORE  # noqa: E402
+from workbench.distill.methods import get_method  # noqa: E402
+from workbench.distill.students import PRESETS, build_word_tokenizer, count_parameters  # noqa: E402
+from workbench.distill.trainer import DistillTrainer, training_arguments  # noqa: E402
+from workbench.rationales.generation import generate_rationales  # noqa: E402
+from workbench.rationales.teachers import get_teacher  # noqa: E402
+from workbench.rationales.trainingset import build_training_set  # noqa: E402
 
 ALPHA = 0.5  # the library's default dss weight; the paper's code uses the same by default
 
@@ -300,7 +302,7 @@ class Setup:
     def make(cls, preset: str, data: Data, *, steps: int, batch_size: int, bf16: bool = False) -> Setup:
         cfg = TrainConfig(task="wordproblems", method="dss", student=preset, teacher="builtin", steps=steps,
                           batch_size=batch_size, alpha=ALPHA, save_every=10 * steps,
-                          bf16="true" if bf16 else "false")
+                          bf16="true" if bf16 else "false").resolved()
         encoder = Encoder(data.tokenizer, causal=False, max_input_len=cfg.max_input_len,
                           max_target_len=cfg.max_target_len)
         dss = dss_features(encoder, data.train)

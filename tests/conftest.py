@@ -19,7 +19,7 @@ PAPER_DATA = Path(__file__).resolve().parents[2] / "shared" / "paper-data"
 
 @pytest.fixture
 def store(tmp_path):
-    from workbench.store import Store
+    from workbench.core.store import Store
 
     s = Store.open(tmp_path / "ws")
     yield s

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from workbench.prompts import PromptTemplate
-from workbench.store import Example
-from workbench.tasks.base import Task, save_task
-from workbench.teachers.base import Teacher, TeacherReply, register_teacher
+from workbench.core.store import Example
+from workbench.data.prompts import PromptTemplate
+from workbench.data.tasks import Task, save_task
+from workbench.rationales.teachers.base import Teacher, TeacherReply, register_teacher
 
 TOY_TEMPLATE = PromptTemplate("toy", "Q: What is 2 + 2?\nA: 2 + 2 is 4. The answer is (2 + 2).\n\nQ: {input}\nA:",
                               "equation")

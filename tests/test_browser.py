@@ -42,8 +42,8 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
     """The app over a fresh workspace holding one custom task whose CSV cell carries the payloads."""
-    from workbench.store import Store
-    from workbench.tasks.custom import ColumnMapping, import_custom
+    from workbench.core.store import Store
+    from workbench.imports.custom import ColumnMapping, import_custom
     from workbench.ui import launch
 
     root = tmp_path_factory.mktemp("browser")
@@ -123,8 +123,8 @@ class Page:
 
 
 def test_the_whole_demo_in_a_browser(app_url, browser):
-    from workbench.review import browse_generations, edit_generation
-    from workbench.tasks import load_task
+    from workbench.data.tasks import load_task
+    from workbench.rationales.review import browse_generations, edit_generation
 
     url, store = app_url
     ui = Page(browser, url)

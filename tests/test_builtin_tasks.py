@@ -12,16 +12,16 @@ from collections import Counter
 
 import pytest
 
-from workbench.errors import ConfigError
-from workbench.metrics import evaluate_equation
-from workbench.tasks import BUILTIN_TASKS, load_task
-from workbench.tasks.builtin import NLI_LABELS, nli_label
+from workbench.builtin.quantnli import NLI_LABELS, nli_label
+from workbench.core.errors import ConfigError
+from workbench.data.metrics import evaluate_equation
+from workbench.data.tasks import TASKS, load_task
 
 SMALL = {"n_train": 300, "n_valid": 30, "n_test": 60}
 
 
 def build(name: str, **options) -> list:
-    return list(BUILTIN_TASKS[name](**options).build_examples())
+    return list(TASKS[name](**options).build_examples())
 
 
 def numbers(text: str) -> list[int]:
@@ -36,7 +36,7 @@ def test_same_seed_same_examples_and_another_seed_differs(name):
 
 
 def test_examples_are_the_same_in_another_process():
-    code = ("import hashlib, json; from workbench.tasks import BUILTIN_TASKS as T; "
+    code = ("import hashlib, json; from workbench.data.tasks import TASKS as T; "
             "rows = [[e.id, e.input, e.label] for n in ('wordproblems', 'quantnli') "
             "for e in T[n](n_train=50, n_valid=5, n_test=5).build_examples()]; "
             "print(hashlib.sha256(json.dumps(rows).encode()).hexdigest())")
@@ -101,12 +101,12 @@ def test_word_problems_are_short_with_a_small_vocabulary():
 
 
 def test_levels_option_accepts_cli_text_and_rejects_nonsense():
-    assert BUILTIN_TASKS["wordproblems"](levels="1, 3").spec["levels"] == [1, 3]
+    assert TASKS["wordproblems"](levels="1, 3").spec["levels"] == [1, 3]
     for bad in ("4", "", (0,)):
         with pytest.raises(ConfigError):
-            BUILTIN_TASKS["wordproblems"](levels=bad)
+            TASKS["wordproblems"](levels=bad)
     with pytest.raises(ConfigError):
-        BUILTIN_TASKS["quantnli"](n_test=-1)
+        TASKS["quantnli"](n_test=-1)
 
 
 def test_quantnli_classes_are_balanced_in_every_split():

@@ -9,14 +9,14 @@ from functools import cache
 
 import pytest
 
-from workbench.errors import TeacherError
-from workbench.generation import generate_rationales
-from workbench.metrics import evaluate_equation
-from workbench.prompts import PLACEHOLDER, get_template
-from workbench.store import Example
-from workbench.tasks import BUILTIN_TASKS, load_task
-from workbench.teachers.base import TeacherRequest, get_teacher
-from workbench.teachers.builtin import UNKNOWN_TASK, BuiltinTeacher
+from workbench.builtin.teacher import UNKNOWN_TASK, BuiltinTeacher
+from workbench.core.errors import TeacherError
+from workbench.core.store import Example
+from workbench.data.metrics import evaluate_equation
+from workbench.data.prompts import PLACEHOLDER, get_template
+from workbench.data.tasks import TASKS, load_task
+from workbench.rationales.generation import generate_rationales
+from workbench.rationales.teachers.base import TeacherRequest, get_teacher
 
 
 @cache
@@ -24,7 +24,7 @@ def examples(name: str, n: int = 1000, seed: int = 0) -> tuple[Example, ...]:
     sizes = {"n_train": n, "n_valid": 0, "n_test": 0, "seed": seed}
     if name == "wordproblems":
         sizes["levels"] = (1, 2, 3)
-    return tuple(BUILTIN_TASKS[name](**sizes).build_examples())
+    return tuple(TASKS[name](**sizes).build_examples())
 
 
 def ask(teacher, exs):
@@ -33,7 +33,7 @@ def ask(teacher, exs):
 
 def graded(name: str, teacher: BuiltinTeacher):
     """(example, reply, parsed, right) for 1000 examples, parsed with the task's own template parser."""
-    task = BUILTIN_TASKS[name]()
+    task = TASKS[name]()
     parser = get_template(task.template_name).parser
     exs = examples(name)
     out = []
@@ -160,7 +160,7 @@ def test_templates_show_the_teachers_own_shape(name):
     shots = re.findall(r"^A: (.*)$", template.text, flags=re.MULTILINE)[:-1]
     assert 3 <= len(shots) <= 4
     for shot in shots:
-        assert template.parser.parse(shot, BUILTIN_TASKS[name]().labels).ok, shot
+        assert template.parser.parse(shot, TASKS[name]().labels).ok, shot
 
 
 @pytest.mark.parametrize("name", ["wordproblems", "quantnli"])

@@ -47,7 +47,7 @@ def test_import_paper_user_errors_exit_2_with_one_line(tmp_path, capsys, paper_d
 
 def test_paper_task_choices_match_the_registry():
     from workbench.cli.imports import PAPER_TASKS
-    from workbench.tasks.paper import PAPER_DATASETS
+    from workbench.imports.paper import PAPER_DATASETS
 
     assert sorted(PAPER_TASKS) == sorted(PAPER_DATASETS)
 

@@ -7,9 +7,9 @@ from collections import Counter
 
 import pytest
 
-from workbench.errors import ConfigError, ImportDataError
-from workbench.tasks.base import load_task
-from workbench.tasks.custom import FILE_TEACHER, ColumnMapping, assign_splits, import_custom, infer_kind
+from workbench.core.errors import ConfigError, ImportDataError
+from workbench.data.tasks import load_task
+from workbench.imports.custom import FILE_TEACHER, ColumnMapping, assign_splits, import_custom, infer_kind
 
 BAD_CSV = (
     b"\xef\xbb\xbfid,question,answer,why\n"       # line 1: header behind a BOM
@@ -141,7 +141,7 @@ def test_split_column_and_equation_kind(tmp_path, store):
 
 
 def test_rationales_train_like_a_teacher(tmp_path, store):
-    from workbench.trainingset import build_training_set
+    from workbench.rationales.trainingset import build_training_set
 
     path = tmp_path / "expl.csv"
     path.write_text("text,label,why\ngreat film,pos,It praises the film.\ndull,neg,\nawful,neg,It is harsh.\n"
@@ -174,7 +174,7 @@ def test_upload_is_copied_under_a_safe_name(tmp_path, store):
 
 
 def test_names_cannot_escape_or_collide(tmp_path, store):
-    from workbench.tasks.custom import safe_upload_name
+    from workbench.imports.custom import safe_upload_name
 
     assert safe_upload_name("../../etc/passwd") == "passwd"
     assert safe_upload_name("..\\..\\x.csv") == "x.csv"

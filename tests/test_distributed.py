@@ -20,7 +20,7 @@ TORCHRUN = Path(sys.executable).with_name("torchrun")
 SPY = '''
 import json, os
 if os.environ.get("WORKBENCH_TEST_SPY_DIR"):
-    from workbench import methods
+    from workbench.distill import encoding as methods
     _collate = methods.Collator.__call__
     def _spy(self, features):
         path = os.path.join(os.environ["WORKBENCH_TEST_SPY_DIR"], f"rank{os.environ.get('RANK', '0')}.jsonl")

@@ -20,14 +20,14 @@ from pathlib import Path
 
 import pytest
 
-from workbench.errors import StoreError
-from workbench.generation import generate_rationales
-from workbench.jobs import job_status, start_job, wait_job
-from workbench.review import current_state, edit_generation
-from workbench.store import Store
-from workbench.tasks import load_task
-from workbench.teachers import get_teacher
-from workbench.trainingset import build_training_set
+from workbench.core.errors import StoreError
+from workbench.core.jobs import job_status, start_job, wait_job
+from workbench.core.store import Store
+from workbench.data.tasks import load_task
+from workbench.rationales.generation import generate_rationales
+from workbench.rationales.review import current_state, edit_generation
+from workbench.rationales.teachers import get_teacher
+from workbench.rationales.trainingset import build_training_set
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,8 +42,8 @@ def _small_workspace(path: Path, n_train: int = 40) -> Store:
 # -- kill -9 while editing -----------------------------------------------------------------------------------
 EDITOR = textwrap.dedent("""
     import itertools, sys
-    from workbench.review import edit_generation, set_status
-    from workbench.store import Store
+    from workbench.rationales.review import edit_generation, set_status
+    from workbench.core.store import Store
 
     store = Store.open(sys.argv[1])
     gids = [int(g) for g in sys.argv[2].split(",")]
@@ -201,7 +201,7 @@ def test_a_diverging_training_job_fails_with_its_reason(tmp_path):
 def test_an_out_of_memory_training_job_fails_with_its_reason(tmp_path, monkeypatch):
     import torch
 
-    import workbench.runs as runs
+    import workbench.distill.runs as runs
 
     def out_of_memory(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
@@ -282,12 +282,12 @@ def test_read_only_workspace_is_a_clear_error(tiny_disk, tmp_path):
 FSIZE_SCRIPT = textwrap.dedent("""
     import resource, signal, sys
     from pathlib import Path
-    from workbench.errors import StoreError
-    from workbench.generation import generate_rationales
-    from workbench.store import Store
-    from workbench.tasks import load_task
-    from workbench.teachers import get_teacher
-    from workbench.trainingset import build_training_set
+    from workbench.core.errors import StoreError
+    from workbench.rationales.generation import generate_rationales
+    from workbench.core.store import Store
+    from workbench.data.tasks import load_task
+    from workbench.rationales.teachers import get_teacher
+    from workbench.rationales.trainingset import build_training_set
 
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead of killing us
     ws = Path(sys.argv[1])

@@ -21,15 +21,16 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from workbench.config import TrainConfig
-from workbench.errors import ConfigError, ImportDataError, TeacherError, UnknownNameError, WorkbenchError
-from workbench.metrics import EquationError, evaluate_equation
-from workbench.prompts import PARSERS, TEMPLATES, get_parser
-from workbench.store import Store
-from workbench.tasks.custom import MAX_REPORTED, ColumnMapping, import_custom
-from workbench.tasks.paper import import_paper
-from workbench.teachers import get_teacher
-from workbench.teachers.base import parse_spec
+from workbench.core.errors import ConfigError, ImportDataError, TeacherError, UnknownNameError, WorkbenchError
+from workbench.core.store import Store
+from workbench.data.metrics import EquationError, evaluate_equation
+from workbench.data.parsers import PARSERS, get_parser
+from workbench.data.prompts import TEMPLATES
+from workbench.distill.config import TrainConfig
+from workbench.imports.custom import MAX_REPORTED, ColumnMapping, import_custom
+from workbench.imports.paper import import_paper
+from workbench.rationales.teachers import get_teacher
+from workbench.rationales.teachers.base import parse_spec
 
 _HEALTH = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large]
 

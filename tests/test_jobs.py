@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from workbench.jobs import cancel_job, job_status, list_jobs, read_log, start_job, wait_job
-from workbench.tasks import load_task
+from workbench.core.jobs import cancel_job, job_status, list_jobs, read_log, start_job, wait_job
+from workbench.data.tasks import load_task
 
 
 def test_generation_job_runs_detached_and_reports(store):
@@ -30,8 +30,8 @@ def test_failed_job_reports_its_reason(store):
 
 @pytest.mark.slow
 def test_kill_9_mid_generation_loses_nothing_and_resumes(store):
-    from workbench.generation import generate_rationales
-    from workbench.teachers import get_teacher
+    from workbench.rationales.generation import generate_rationales
+    from workbench.rationales.teachers import get_teacher
 
     task = load_task("wordproblems", store, n_train=12000, n_valid=10, n_test=10)
     job = start_job(store, "generate", {"task": "wordproblems", "teacher": "builtin"})

@@ -9,16 +9,11 @@ import torch
 import torch.nn.functional as F
 from transformers import LlamaConfig, LlamaForCausalLM, T5Config, T5ForConditionalGeneration
 
-from workbench.errors import ConfigError, UnknownNameError
-from workbench.methods import (
-    IGNORE,
-    Collator,
-    Encoder,
-    forward_logits,
-    get_method,
-    kd_loss,
-)
-from workbench.students import build_word_tokenizer
+from workbench.core.errors import ConfigError, UnknownNameError
+from workbench.distill.encoding import Collator, Encoder, forward_logits
+from workbench.distill.losses import IGNORE, kd_loss
+from workbench.distill.methods import get_method
+from workbench.distill.students import build_word_tokenizer
 
 ROWS = [
     {"input": "Tom has 12 apples. He eats 5.", "label": "12 - 5", "rationale": "He had 12 and ate 5, so 12 - 5 = 7."},

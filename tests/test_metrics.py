@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workbench.metrics import (
+from workbench.data.metrics import (
     EquationError,
     accuracy,
     confusion_matrix,

@@ -6,13 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workbench.config import TrainConfig
-from workbench.errors import ConfigError
-from workbench.evaluation import Predictor
-from workbench.methods import Encoder, encoder_for, get_method
-from workbench.metrics import evaluate_equation
-from workbench.numbers import MAX_SLOTS, NumberSlots, resolve_numbers
-from workbench.students import make_student
+from workbench.core.errors import ConfigError
+from workbench.data.metrics import evaluate_equation
+from workbench.distill.config import TrainConfig
+from workbench.distill.encoding import Encoder, encoder_for
+from workbench.distill.methods import get_method
+from workbench.distill.numbers import MAX_SLOTS, NumberSlots, resolve_numbers
+from workbench.distill.predict import Predictor
+from workbench.distill.students import make_student
 
 
 def test_slots_follow_first_appearance_and_targets_map_by_value():
@@ -83,6 +84,6 @@ def test_the_predictor_maps_generated_slots_back(monkeypatch):
         seen.extend(student.tokenizer.decode(p, skip_special_tokens=True) for p in prompts)
         return ["N1 - N0"] * len(prompts)
 
-    monkeypatch.setattr("workbench.evaluation.generate", fake_generate)
+    monkeypatch.setattr("workbench.distill.predict.generate", fake_generate)
     rows = Predictor(student, get_method("standard"), enc).predict(["Tom has 7 pens and 19 cups."])
     assert seen == ["Tom has N0 pens and N1 cups."] and rows[0]["label"] == "19 - 7"

@@ -17,9 +17,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workbench.config import TrainConfig
-from workbench.errors import ConfigError, WorkbenchError
-from workbench.tasks.custom import ColumnMapping, copy_upload, import_custom, safe_upload_name
+from workbench.core.errors import ConfigError, WorkbenchError
+from workbench.distill.config import TrainConfig
+from workbench.imports.custom import ColumnMapping, copy_upload, import_custom, safe_upload_name
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted([*(ROOT / "workbench").rglob("*.py"), ROOT / "app.py", *(ROOT / "bench").rglob("*.py")])
@@ -71,7 +71,7 @@ def test_the_audit_catches_what_it_looks_for():
 
 
 def test_trust_remote_code_is_off_unless_asked_for_by_name():
-    from workbench.teachers import get_teacher
+    from workbench.rationales.teachers import get_teacher
 
     assert TrainConfig(task="t", method="standard").trust_remote_code is False
     assert get_teacher("hf:/some/model").trust_remote_code is False
@@ -99,7 +99,7 @@ def _plant_pickle(folder: Path, marker: Path) -> None:
 def test_a_student_checkpoint_with_pickled_weights_never_runs_code(tmp_path):
     from test_students import TEXTS, tiny_t5_folder
 
-    from workbench.students import load_student
+    from workbench.distill.students import load_student
 
     folder = Path(tiny_t5_folder(tmp_path / "student", TEXTS))
     marker = tmp_path / "pwned"
@@ -112,7 +112,7 @@ def test_a_student_checkpoint_with_pickled_weights_never_runs_code(tmp_path):
 def test_a_student_checkpoint_without_safetensors_is_a_clear_error(tmp_path):
     from test_students import TEXTS, tiny_t5_folder
 
-    from workbench.students import load_student
+    from workbench.distill.students import load_student
 
     folder = Path(tiny_t5_folder(tmp_path / "student", TEXTS))
     _plant_pickle(folder, tmp_path / "pwned")
@@ -121,10 +121,11 @@ def test_a_student_checkpoint_without_safetensors_is_a_clear_error(tmp_path):
 
 
 def test_a_teacher_checkpoint_with_pickled_weights_never_runs_code(tmp_path):
-    from workbench.errors import TeacherError
-    from workbench.store import Example
-    from workbench.teachers.base import TeacherRequest
-    from workbench.teachers.hf import HFTeacher, save_random_checkpoint
+    from workbench.core.errors import TeacherError
+    from workbench.core.modeling import save_random_checkpoint
+    from workbench.core.store import Example
+    from workbench.rationales.teachers.base import TeacherRequest
+    from workbench.rationales.teachers.hf import HFTeacher
 
     folder = Path(save_random_checkpoint(tmp_path / "teacher", "causal"))
     marker = tmp_path / "pwned"
@@ -186,8 +187,8 @@ def test_task_names_cannot_escape_the_workspace(tmp_path, store, capsys, name):
 
 
 def test_resuming_or_evaluating_a_run_outside_the_workspace_is_refused(tmp_path, store):
-    from workbench.evaluation import evaluate
-    from workbench.runs import resume_run
+    from workbench.distill.runs import resume_run
+    from workbench.results.evaluation import evaluate
 
     outside = tmp_path / "outside"  # looks like a run folder, but it is not one of this workspace's runs
     outside.mkdir()
@@ -209,8 +210,8 @@ SECRET = "sk-wb-security-SECRET-42"
 
 def test_an_openai_teacher_in_a_run_config_carries_no_key(tmp_path, store, monkeypatch):
     """A run that names an endpoint teacher stores its spec (model and URL), never the key from the environment."""
-    from workbench.config import config_to_cli
-    from workbench.teachers import get_teacher
+    from workbench.distill.config import config_to_cli
+    from workbench.rationales.teachers import get_teacher
 
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     spec = "openai:my-model@http://127.0.0.1:9/v1?max_retries=0"
@@ -219,7 +220,7 @@ def test_an_openai_teacher_in_a_run_config_carries_no_key(tmp_path, store, monke
     texts = [cfg.to_json(), config_to_cli(cfg), teacher.id, json.dumps(teacher.settings), repr(teacher.settings)]
     assert not [t for t in texts if SECRET in t]
     with pytest.raises(WorkbenchError):  # no generations from that teacher yet: refused before any folder exists
-        from workbench.runs import train_student
+        from workbench.distill.runs import train_student
 
         train_student(store, cfg)
     files = [p for p in store.workspace.rglob("*") if p.is_file()]

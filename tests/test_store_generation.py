@@ -5,12 +5,12 @@ import sqlite3
 import pytest
 
 from tests.fakes import TOY_TEMPLATE, FakeTeacher, toy_task
-from workbench.errors import NothingToDoError, StoreError
-from workbench.generation import generate_rationales, plan_generation
-from workbench.review import browse_generations, edit_generation, set_status
-from workbench.store import Store
-from workbench.teachers.base import get_teacher
-from workbench.trainingset import build_training_set
+from workbench.core.errors import NothingToDoError, StoreError
+from workbench.core.store import Store
+from workbench.rationales.generation import generate_rationales, plan_generation
+from workbench.rationales.review import browse_generations, edit_generation, set_status
+from workbench.rationales.teachers.base import get_teacher
+from workbench.rationales.trainingset import build_training_set
 
 
 def _generate(store, task, **kw):
@@ -69,7 +69,7 @@ def test_a_crash_mid_generation_keeps_committed_batches(store):
 
     def progress(p):
         calls["n"] += 1
-        if p["done"] >= 4:
+        if p.done >= 4:
             raise Boom()
 
     with pytest.raises(Boom):

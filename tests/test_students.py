@@ -6,8 +6,14 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, T5Config, T5ForConditionalGeneration
 
-from workbench.errors import RunError, UnknownNameError
-from workbench.students import PRESETS, build_word_tokenizer, count_parameters, load_student, make_student
+from workbench.core.errors import RunError, UnknownNameError
+from workbench.distill.students import (
+    PRESETS,
+    build_word_tokenizer,
+    count_parameters,
+    load_student,
+    make_student,
+)
 
 TEXTS = ["Tom has 12 apples. He buys 135 more!", "( 12 - 5 ) + 3", "So the answer is neutral."]
 

@@ -6,19 +6,18 @@ import math
 
 import pytest
 
-from workbench.errors import TeacherError
-from workbench.prompts import get_parser
-from workbench.store import Example
-from workbench.teachers import get_teacher
-from workbench.teachers.base import TeacherRequest
-from workbench.teachers.hf import (
+from workbench.core.errors import TeacherError
+from workbench.core.modeling import pad_batch, save_random_checkpoint
+from workbench.core.store import Example
+from workbench.data.parsers import get_parser
+from workbench.rationales.teachers import get_teacher
+from workbench.rationales.teachers.base import TeacherRequest
+from workbench.rationales.teachers.hf import (
     HFTeacher,
     answer_context,
     cut_at_stop,
     majority_vote,
-    pad_batch,
     parse_stops,
-    save_random_checkpoint,
 )
 
 CHAT_TEMPLATE = ("{% for m in messages %}<s> {{ m['role'] }} : {{ m['content'] }} {% endfor %}"
@@ -80,8 +79,8 @@ def test_stop_strings_cut_the_text_and_stop_generation(models):
 
 
 def test_nonsense_is_recorded_as_parse_errors_never_a_crash(models, store):
-    from workbench.generation import generate_rationales
-    from workbench.tasks import load_task
+    from workbench.data.tasks import load_task
+    from workbench.rationales.generation import generate_rationales
 
     nli = load_task("quantnli", store, n_train=6, n_valid=2, n_test=2)
     wp = load_task("wordproblems", store, n_train=6, n_valid=2, n_test=2)
@@ -162,9 +161,9 @@ def test_pickled_weights_are_refused(models, tmp_path):
 def test_a_trained_run_answers_as_a_teacher(store):
     import json
 
-    from workbench.config import TrainConfig
-    from workbench.generation import generate_rationales
-    from workbench.tasks import load_task
+    from workbench.data.tasks import load_task
+    from workbench.distill.config import TrainConfig
+    from workbench.rationales.generation import generate_rationales
 
     task = load_task("quantnli", store, n_train=4, n_valid=2, n_test=2)
     run = store.workspace / "runs" / "r1"  # a run folder as runs.py writes it, with a random seq2seq student

@@ -1,4 +1,4 @@
-"""The ``openai`` teacher against a real uvicorn server on 127.0.0.1 serving a tiny model (``workbench.serving``),
+"""The ``openai`` teacher against a real uvicorn server on 127.0.0.1 serving a tiny model (``workbench.serving.app``),
 with injected faults: retries, Retry-After, timeouts, dropped connections, garbage JSON, empty choices."""
 
 from __future__ import annotations
@@ -11,15 +11,16 @@ import pytest
 
 from tests.fakes import toy_task
 from workbench.cli import main as cli
-from workbench.errors import TeacherError
-from workbench.generation import generate_rationales, plan_generation
-from workbench.jobs import read_log, start_job, wait_job
+from workbench.core.errors import TeacherError
+from workbench.core.jobs import read_log, start_job, wait_job
+from workbench.core.modeling import save_random_checkpoint
+from workbench.core.store import Example
+from workbench.rationales.generation import generate_rationales, plan_generation
+from workbench.rationales.teachers import get_teacher
+from workbench.rationales.teachers.base import TeacherRequest
+from workbench.rationales.teachers.hf import Completion, HFTeacher
+from workbench.rationales.teachers.openai_compat import RetryPolicy, retry_after_seconds
 from workbench.serving import FaultPlan, ServerThread, create_app, resolve_model
-from workbench.store import Example
-from workbench.teachers import get_teacher
-from workbench.teachers.base import TeacherRequest
-from workbench.teachers.hf import Completion, HFTeacher, save_random_checkpoint
-from workbench.teachers.openai_compat import RetryPolicy, retry_after_seconds
 
 SECRET = "sk-wb-test-SECRET-7f3a9c"
 FAST = "timeout=2&max_retries=3&backoff=0.01&backoff_max=0.05&max_tokens=8"

@@ -16,17 +16,20 @@ from test_students import tiny_llama_folder, tiny_t5_folder
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
 from workbench.cli import main as cli_main
-from workbench.compare import compare
-from workbench.config import TrainConfig
-from workbench.errors import ConfigError, RunError
-from workbench.evaluation import evaluate, load_run
-from workbench.generation import generate_rationales
-from workbench.jobs import job_status, start_job, wait_job
-from workbench.runs import _vocab_texts, last_complete_checkpoint, resume_run, train_student
-from workbench.store import Store
-from workbench.students import make_student
-from workbench.tasks import load_task
-from workbench.teachers import get_teacher
+from workbench.core.errors import ConfigError, RunError
+from workbench.core.jobs import job_status, start_job, wait_job
+from workbench.core.store import Store
+from workbench.data.tasks import load_task
+from workbench.distill.config import TrainConfig
+from workbench.distill.predict import load_run
+from workbench.distill.runfolder import last_complete_checkpoint
+from workbench.distill.runinfo import vocab_texts
+from workbench.distill.runs import resume_run, train_student
+from workbench.distill.students import make_student
+from workbench.rationales.generation import generate_rationales
+from workbench.rationales.teachers import get_teacher
+from workbench.results.compare import compare
+from workbench.results.evaluation import evaluate
 
 SMALL = {"steps": 4, "batch_size": 8, "save_every": 100, "learning_rate": 3e-3, "max_target_len": 48, "test_limit": 8}
 
@@ -49,7 +52,7 @@ def _initial_weights(store, cfg, run_dir):
         rows = [json.loads(x) for x in (run_dir / "trainingset.jsonl").read_text().splitlines()]
         task = load_task(cfg.task, store)
         numbers = json.loads((run_dir / "config.json").read_text())["config"]["numbers"]
-        return make_student(cfg.student, _vocab_texts(store, task, rows, numbers), seed=cfg.seed).model.state_dict()
+        return make_student(cfg.student, vocab_texts(store, task, rows, numbers), seed=cfg.seed).model.state_dict()
     return load_file(os.path.join(cfg.student, "model.safetensors"))
 
 
@@ -90,7 +93,7 @@ def test_every_method_trains_and_writes_a_self_describing_run(ws, tmp_path, task
     assert train_events and all(m["loss"] > 0 for m in train_events)
     if method == "dss":
         assert "label_loss" in train_events[-1] and "rationale_loss" in train_events[-1]
-    assert any(e.get("event") == "train" for e in events) and events[-1]["event"] == "finished"
+    assert any(e.kind == "train" for e in events) and events[-1].kind == "finished"
     meta = json.loads((run_dir / "config.json").read_text())
     assert meta["config"]["method"] == method and meta["trainingset"]["fingerprint"]
     assert meta["teacher"] == teacher and (teacher is None or meta["template_hashes"])
@@ -192,10 +195,10 @@ def test_cancel_job_stops_the_background_training(ws):
                        batch_size=4, save_every=1000, max_target_len=48).to_dict()
     job = start_job(ws, "train", spec)
     deadline = time.monotonic() + 180
-    while (job_status(ws, job)["progress"] or {}).get("event") != "train":
+    while not (job_status(ws, job)["progress"] or {}).get("step"):  # the folded state: training has begun
         assert time.monotonic() < deadline and job_status(ws, job)["status"] in ("queued", "running")
         time.sleep(0.3)
-    from workbench.jobs import cancel_job
+    from workbench.core.jobs import cancel_job
 
     cancel_job(ws, job)
     row = wait_job(ws, job, timeout=120)

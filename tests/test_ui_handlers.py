@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from gradio_client.exceptions import AppError
 
-from workbench.jobs import wait_job
-from workbench.review import browse_generations, current_state
-from workbench.tasks import load_task
+from workbench.core.jobs import wait_job
+from workbench.data.tasks import load_task
+from workbench.rationales.review import browse_generations, current_state
 
 
 def free_port() -> int:
@@ -178,7 +178,7 @@ def test_auth_protects_the_app(tmp_path):
 
 
 def test_plots_build_the_paper_figures():
-    from workbench import plots
+    from workbench.results import plots
 
     events = [{"event": "train", "step": s, "loss": 2 / s, "label_loss": 1 / s, "rationale_loss": 3 / s}
               for s in (1, 2, 3)] + [{"event": "eval", "step": 3, "accuracy": 0.5}]

@@ -1,5 +1,11 @@
 """Step-by-step distillation workbench: teacher rationales → edited training sets → students → comparisons.
 
+The package is laid out as the pipeline's stages, each importing only the stages before it: ``core`` (errors,
+store, jobs, events, registries), ``data`` (tasks, prompts, parsers, metrics), ``rationales`` (teachers,
+generation, review, training sets), ``imports`` (the paper's release, custom files), ``distill`` (configs,
+methods, students, the trainer, runs), ``results`` (evaluation, comparisons, plots), ``builtin`` (the offline
+tasks, teacher and demo recipe), and the fronts ``serving``, ``ui`` and ``cli``.
+
 The public API, shared by the CLI, the Gradio app and the notebooks::
 
     from workbench import Store, load_task, get_teacher, generate_rationales, build_training_set
@@ -17,33 +23,51 @@ import importlib
 __version__ = "0.1.0"
 
 _API = {
-    "Store": "workbench.store",
-    "Example": "workbench.store",
-    "Generation": "workbench.store",
-    "load_task": "workbench.tasks",
-    "list_tasks": "workbench.tasks",
-    "get_teacher": "workbench.teachers",
-    "get_template": "workbench.prompts",
-    "generate_rationales": "workbench.generation",
-    "plan_generation": "workbench.generation",
-    "build_training_set": "workbench.trainingset",
-    "edit_generation": "workbench.review",
-    "set_status": "workbench.review",
-    "browse_generations": "workbench.review",
-    "import_paper": "workbench.tasks.paper",
-    "import_custom": "workbench.tasks.custom",
-    "ColumnMapping": "workbench.tasks.custom",
-    "answer_one": "workbench.generation",
-    "current_state": "workbench.review",
-    "TrainConfig": "workbench.config",
-    "train_student": "workbench.runs",
-    "resume_run": "workbench.runs",
-    "evaluate": "workbench.evaluation",
-    "load_run": "workbench.evaluation",
-    "compare": "workbench.compare",
-    "start_job": "workbench.jobs",
-    "job_status": "workbench.jobs",
-    "cancel_job": "workbench.jobs",
+    # core: the workspace store and background jobs
+    "Store": "workbench.core.store",
+    "Example": "workbench.core.store",
+    "Generation": "workbench.core.store",
+    "start_job": "workbench.core.jobs",
+    "job_status": "workbench.core.jobs",
+    "cancel_job": "workbench.core.jobs",
+    "wait_job": "workbench.core.jobs",
+    # data: tasks and prompts
+    "load_task": "workbench.data.tasks",
+    "list_tasks": "workbench.data.tasks",
+    "register_task": "workbench.data.tasks",
+    "get_template": "workbench.data.prompts",
+    # rationales: teachers, generation, review, training sets
+    "get_teacher": "workbench.rationales.teachers",
+    "register_teacher": "workbench.rationales.teachers",
+    "generate_rationales": "workbench.rationales.generation",
+    "plan_generation": "workbench.rationales.generation",
+    "answer_one": "workbench.rationales.generation",
+    "build_training_set": "workbench.rationales.trainingset",
+    "edit_generation": "workbench.rationales.review",
+    "set_status": "workbench.rationales.review",
+    "browse_generations": "workbench.rationales.review",
+    "current_state": "workbench.rationales.review",
+    # imports: the paper's release and custom files
+    "import_paper": "workbench.imports.paper",
+    "import_custom": "workbench.imports.custom",
+    "ColumnMapping": "workbench.imports.custom",
+    # distill: configs, runs, trained students
+    "TrainConfig": "workbench.distill.config",
+    "config_to_cli": "workbench.distill.config",
+    "register_method": "workbench.distill.methods",
+    "train_student": "workbench.distill.runs",
+    "resume_run": "workbench.distill.runs",
+    "load_run": "workbench.distill.predict",
+    "RunFolder": "workbench.distill.runfolder",
+    # results: scores, comparisons, figures
+    "evaluate": "workbench.results.evaluation",
+    "compare": "workbench.results.compare",
+    "plots": "workbench.results.plots",
+    # serving: an OpenAI-compatible endpoint for a checkpoint or a run
+    "ServerThread": "workbench.serving",
+    "create_app": "workbench.serving",
+    "resolve_model": "workbench.serving",
+    "save_random_checkpoint": "workbench.core.modeling",
 }
 
 __all__ = sorted(_API)
@@ -52,7 +76,8 @@ __all__ = sorted(_API)
 def __getattr__(name: str):
     if name not in _API:
         raise AttributeError(f"module 'workbench' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_API[name]), name)
+    module = importlib.import_module(_API[name])
+    value = getattr(module, name) if hasattr(module, name) else module  # "plots" is a module
     globals()[name] = value
     return value
 

@@ -1,5 +1,8 @@
+"""``python -m workbench …`` is the ``workbench`` command (what ``torchrun -m workbench train …`` runs)."""
+
 import sys
 
-from .cli import main
+from workbench.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from ..errors import WorkbenchError
+from workbench.core.errors import WorkbenchError
 
 COMMAND_MODULES = ("data", "imports", "training", "serving")
 
@@ -52,7 +52,7 @@ def add_common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def open_store(args):
-    from ..store import Store
+    from workbench.core.store import Store
 
     return Store.open(args.workspace)
 

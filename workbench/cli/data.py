@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from . import add_common, open_store
+from workbench.cli import add_common, open_store
 
 
 def register(sub) -> None:
@@ -35,7 +35,7 @@ def register(sub) -> None:
 
 
 def cmd_tasks(args) -> dict:
-    from ..tasks import list_tasks
+    from workbench.data.tasks import list_tasks
 
     tasks = list_tasks(open_store(args))
     args.human = lambda r: "\n".join(
@@ -45,8 +45,8 @@ def cmd_tasks(args) -> dict:
 
 
 def cmd_teachers(args) -> dict:
-    from ..teachers import TEACHERS  # noqa: F401  (registers the backends)
-    from ..teachers.base import teacher_kinds
+    from workbench.rationales.teachers import TEACHERS  # noqa: F401  (registers the backends)
+    from workbench.rationales.teachers.base import teacher_kinds
 
     out: dict = {"teachers": teacher_kinds()}
     if args.task:
@@ -57,9 +57,9 @@ def cmd_teachers(args) -> dict:
 def cmd_generate(args) -> dict:
     from tqdm import tqdm
 
-    from ..generation import generate_rationales, plan_generation
-    from ..tasks import load_task
-    from ..teachers import get_teacher
+    from workbench.data.tasks import load_task
+    from workbench.rationales.generation import generate_rationales, plan_generation
+    from workbench.rationales.teachers import get_teacher
 
     store = open_store(args)
     task = load_task(args.task, store)
@@ -68,10 +68,10 @@ def cmd_generate(args) -> dict:
         return plan_generation(store, task, teacher, split=args.split, limit=args.limit).summary()
     bar = tqdm(total=None, desc=f"{teacher.id} → {task.name}", unit="ex", file=sys.stderr, disable=None)
 
-    def progress(p: dict) -> None:
-        bar.total = p["total"]
-        bar.n = p["done"]
-        bar.set_postfix(parsed=p["parsed"], parse_errors=p["parse_errors"], errors=p["errors"], refresh=False)
+    def progress(p) -> None:  # a GenerationProgress event
+        bar.total = p.total
+        bar.n = p.done
+        bar.set_postfix(parsed=p.parsed, parse_errors=p.parse_errors, errors=p.errors, refresh=False)
         bar.refresh()
 
     try:
@@ -83,8 +83,8 @@ def cmd_generate(args) -> dict:
 
 
 def cmd_export(args) -> dict:
-    from ..tasks import load_task
-    from ..trainingset import build_training_set
+    from workbench.data.tasks import load_task
+    from workbench.rationales.trainingset import build_training_set
 
     store = open_store(args)
     task = load_task(args.task, store)

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from . import add_common, open_store
+from workbench.cli import add_common, open_store
 
 KINDS = ("classes", "text", "equation")
 # Literal copies, so that building the parser does not import the task package (and `datasets`) for --help;
@@ -38,13 +38,13 @@ def register(sub) -> None:
 
 
 def cmd_import_paper(args) -> dict:
-    from ..tasks.paper import import_paper
+    from workbench.imports.paper import import_paper
 
     return import_paper(open_store(args), args.dir, args.task, name=args.name)
 
 
 def cmd_task_add(args) -> dict:
-    from ..tasks.custom import ColumnMapping, import_custom
+    from workbench.imports.custom import ColumnMapping, import_custom
 
     labels = tuple(args.labels.split(",")) if args.labels is not None else None
     mapping = ColumnMapping(inputs=tuple(args.input), label=args.label, rationale=args.rationale,

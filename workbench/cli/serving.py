@@ -8,10 +8,10 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import sys
 
-from . import add_common
+from workbench.cli import add_common
+from workbench.core.net import is_loopback
 
 
 def register(sub) -> None:
@@ -40,32 +40,32 @@ def register(sub) -> None:
 def cmd_serve(args) -> None:
     import os
 
-    from .. import offline
+    from workbench.core import offline
 
     offline.apply()  # before gradio is imported: it reads these at import time
-    from ..ui import launch
+    from workbench.ui import launch
 
     if not 0 < args.port < 65536:
-        from ..errors import ConfigError
+        from workbench.core.errors import ConfigError
 
         raise ConfigError("--port must be 1..65535")
     try:
         launch(args.workspace, host=args.host, port=args.port, auth=args.auth or os.environ.get("WORKBENCH_AUTH"))
     except OSError as err:  # the port is taken or the address is not this machine's
-        from ..errors import ConfigError
+        from workbench.core.errors import ConfigError
 
         raise ConfigError(f"cannot listen on {args.host}:{args.port} ({err.strerror or str(err).split('. ')[0]}); "
                           "pick another --port") from err
 
 
 def cmd_serve_model(args) -> None:
-    from ..errors import ConfigError
-    from ..serving import FaultPlan, serve
+    from workbench.core.errors import ConfigError
+    from workbench.serving import FaultPlan, serve
 
     if not 0 < args.port < 65536 or args.max_batch < 1 or args.latency_ms < 0 or args.max_input_tokens < 0:
         raise ConfigError("--port must be 1..65535, --max-batch at least 1, --latency-ms and --max-input-tokens "
                           "0 or more")
-    if not _is_loopback(args.host):
+    if not is_loopback(args.host):
         print(f"workbench serve-model: warning: listening on {args.host} without authentication: anyone who can "
               "reach this address can use the model", file=sys.stderr)
     if args.threads > 0:
@@ -76,12 +76,3 @@ def cmd_serve_model(args) -> None:
     serve(args.model, host=args.host, port=args.port, workspace=args.workspace, latency_ms=args.latency_ms,
           faults=FaultPlan.parse(args.faults), max_batch=args.max_batch,
           options={"max_input_tokens": str(args.max_input_tokens)} if args.max_input_tokens > 0 else None)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import sys
 
-from . import add_common, open_store
+from workbench.cli import add_common, open_store
 
 
 def register(sub) -> None:
-    from ..config import add_config_arguments
+    from workbench.distill.config import add_config_arguments
 
     p = add_common(sub.add_parser("train", help="train a student (or --resume a stopped run)"))
     add_config_arguments(p)
@@ -42,25 +42,38 @@ def register(sub) -> None:
 
 
 def _printer(quiet: bool):
-    def progress(event: dict) -> None:
+    """Progress lines on stderr, one per typed event worth a line."""
+    from workbench.core.events import EarlyStop, Evaluation, Note, Resumed, RunStarted, TrainStep
+
+    def progress(event) -> None:
         if quiet:
             return
-        kind = event.get("event")
-        if kind == "train":
-            parts = " ".join(f"{k}={event[k]:.4f}" for k in ("loss", "label_loss", "rationale_loss", "kl")
-                             if isinstance(event.get(k), float))
-            eta = f" eta={event['eta']:.0f}s" if event.get("eta") is not None else ""
-            print(f"step {event['step']}/{event['steps']} {parts}{eta}", file=sys.stderr, flush=True)
-        elif kind in ("eval", "resume", "early_stop", "note"):
-            print(" ".join(f"{k}={v}" for k, v in event.items() if k not in ("time", "run")),
-                  file=sys.stderr, flush=True)
+        if isinstance(event, TrainStep):
+            values = {"loss": event.loss, **event.parts}
+            parts = " ".join(f"{k}={v:.4f}" for k, v in values.items() if isinstance(v, float))
+            eta = f" eta={event.eta:.0f}s" if event.eta is not None else ""
+            line = f"step {event.step}/{event.steps} {parts}{eta}"
+        elif isinstance(event, Evaluation):
+            acc = "n/a" if event.accuracy is None else f"{event.accuracy:.3f}"
+            line = f"eval step {event.step}: valid accuracy {acc} ({event.n} examples, {event.seconds} s)"
+        elif isinstance(event, RunStarted):
+            line = f"run {event.run}: {event.steps} steps"
+        elif isinstance(event, Resumed):
+            line = f"resumed from {event.from_checkpoint}"
+        elif isinstance(event, EarlyStop):
+            line = f"early stop at step {event.step} (best valid accuracy {event.best_accuracy:.3f})"
+        elif isinstance(event, Note):
+            line = event.message
+        else:
+            return
+        print(line, file=sys.stderr, flush=True)
 
     return progress
 
 
 def cmd_train(args) -> dict:
-    from ..config import config_from_args
-    from ..runs import resume_run, train_student
+    from workbench.distill.config import config_from_args
+    from workbench.distill.runs import resume_run, train_student
 
     store = open_store(args)
     progress = _printer(args.quiet)
@@ -80,13 +93,13 @@ def _human_train(s: dict) -> str:
 
 
 def cmd_eval(args) -> dict:
-    from ..evaluation import evaluate
+    from workbench.results.evaluation import evaluate
 
     return evaluate(open_store(args), args.run, split=args.split, limit=args.limit)
 
 
 def cmd_compare(args) -> dict:
-    from ..compare import compare
+    from workbench.results.compare import compare
 
     out = compare(open_store(args), args.run, limit=args.limit, generate_teacher=not args.no_teacher_generation)
     args.human = lambda r: "\n".join(

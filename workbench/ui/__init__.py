@@ -3,6 +3,6 @@
 Run it with ``python app.py`` (or ``make run``); see :mod:`workbench.ui.app`.
 """
 
-from .app import build_app, launch
+from workbench.ui.app import build_app, launch
 
 __all__ = ["build_app", "launch"]

@@ -1,7 +1,7 @@
 """The Gradio workbench: one ``gr.Blocks`` with a tab per step, built over one workspace store.
 
 >>> demo = build_app("workspace")          # doctest: +SKIP
->>> launch("workspace", port=7860)         # doctest: +SKIP   (what ``python app.py`` does)
+>>> launch("workspace", port=7860)         # doctest: +SKIP
 
 The app is a thin layer: every handler calls the library (tasks, teachers, generation, review, jobs, runs,
 compare). Long work runs as detached jobs, so the page can be closed and reopened at any time.
@@ -9,17 +9,17 @@ compare). Long work runs as detached jobs, so the page can be closed and reopene
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 from pathlib import Path
 
 import gradio as gr
 
-from ..store import Store
-from ..tasks import BUILTIN_TASKS, load_task
-from . import about, rationales, task_teacher
-from .common import CSS, THEME
+from workbench.core.net import is_loopback
+from workbench.core.store import Store
+from workbench.data.tasks import TASKS, load_task
+from workbench.ui import about, rationales, task_teacher
+from workbench.ui.common import CSS, THEME
 
 log = logging.getLogger(__name__)
 TITLE = "Distilling step by step — workbench"
@@ -27,7 +27,7 @@ TITLE = "Distilling step by step — workbench"
 
 def prepare_demo(store: Store) -> None:
     """Materialise the built-in demo task on first start, so the first page already has data to show."""
-    if task_teacher.DEMO_TASK in BUILTIN_TASKS:
+    if task_teacher.DEMO_TASK in TASKS:
         load_task(task_teacher.DEMO_TASK, store)
 
 
@@ -61,26 +61,17 @@ def build_app(workspace: str | os.PathLike) -> gr.Blocks:
                 if train is not None:
                     train.render(store, demo, sel)
                 else:
-                    gr.Markdown("Training is not part of this build (`workbench.runs` is missing).")
+                    gr.Markdown("Training is not part of this build (`workbench.distill.runs` is missing).")
             compare = _optional_tab("compare")
             with gr.Tab("Compare", id="compare") as compare_tab:
                 if compare is not None:
                     compare.render(store, demo, sel, compare_tab)
                 else:
-                    gr.Markdown("Comparison is not part of this build (`workbench.compare` is missing).")
+                    gr.Markdown("Comparison is not part of this build (`workbench.results.compare` is missing).")
             with gr.Tab("About", id="about"):
                 about.render()
     demo.workbench_store = store  # tests and embedding apps reach the store the handlers use
     return demo
-
-
-def is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def parse_auth(auth: str | None) -> tuple[str, str] | None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import gradio as gr
 
-from ..errors import WorkbenchError
+from workbench.core.errors import WorkbenchError
 
 # System font stacks only: a font named as a plain string makes Gradio emit no @font-face and no Google Fonts
 # link, so the page never asks any host but the app's own for anything (the app must work offline).

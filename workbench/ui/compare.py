@@ -1,47 +1,38 @@
 """Tab 4, Compare: teacher vs students on the same test examples, the paper's figures, and a live side by side.
 
-Figures come from :func:`workbench.compare.compare` per run and the run folders' configs, drawn by
-:mod:`workbench.plots`. The "ask both" box sends a new input to the teacher and to a trained student.
+Figures come from :func:`workbench.results.compare.compare` per run and the run folders' configs, drawn by
+:mod:`workbench.results.plots`. The "ask both" box sends a new input to the teacher and to a trained student.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 import gradio as gr
 
-from .. import plots
-from ..compare import compare
-from ..evaluation import load_run, read_meta
-from ..generation import answer_one
-from ..store import Store
-from ..tasks import load_task
-from ..teachers import get_teacher
-from .common import bind, clip, edge, esc, fmt_pct, intro
+from workbench.core.store import Store
+from workbench.data.tasks import load_task
+from workbench.distill.predict import RunCache
+from workbench.distill.runfolder import RunFolder
+from workbench.rationales.generation import answer_one
+from workbench.rationales.teachers import get_teacher
+from workbench.results import plots
+from workbench.results.compare import FILTERS, compare, filter_rows
+from workbench.ui.common import bind, clip, edge, esc, fmt_pct, intro
 
-FILTERS = ("all", "student right, teacher wrong", "teacher right, student wrong", "they disagree", "both wrong")
 SIDE_HEADERS = ["example", "input", "gold", "teacher label", "teacher rationale", "teacher ✓", "student label",
                 "student rationale", "student ✓"]
 MARK = {True: "✓", False: "✗", None: "–"}
-_LOADED: OrderedDict[str, object] = OrderedDict()  # the last few loaded students, for the "ask both" box
+RUNS = RunCache(size=2)  # the last loaded students, for the "ask both" box
 
 
 def finished_runs(store: Store) -> list[str]:
     return [r["name"] for r in reversed(store.list_runs()) if r["status"] == "done"]
 
 
-def _keep(row: dict, which: str) -> bool:
-    s, t = row["student_correct"], row["teacher_correct"]
-    return {"all": True, "student right, teacher wrong": s and t is False,
-            "teacher right, student wrong": bool(t) and not s, "they disagree": row["agree"] is False,
-            "both wrong": (not s) and t is False}[which]
-
-
 def side_rows(result: dict, which: str) -> list[list[str]]:
     return [[r["example_id"], clip(r["input"], 140), clip(r["gold"], 40), clip(r["teacher_label"], 40),
              clip(r["teacher_parse_error"] and f"[parse error] {r['teacher_parse_error']}" or r["teacher_rationale"], 160),
              MARK[r["teacher_correct"]], clip(r["student_label"], 40), clip(r["student_rationale"], 160),
-             MARK[r["student_correct"]]] for r in result["rows"] if _keep(r, which)]
+             MARK[r["student_correct"]]] for r in filter_rows(result["rows"], which)]
 
 
 def summary_md(results: dict[str, dict]) -> str:
@@ -67,7 +58,7 @@ def figures(store: Store, results: dict[str, dict]):
               for n, r in results.items()]
     size = plots.size_vs_accuracy(points, teacher=teacher)
     frac = plots.fraction_vs_accuracy(points, teacher=teacher)
-    labels = read_meta(store, first_name)["task"].get("labels")
+    labels = RunFolder.of(store, first_name).read_meta()["task"].get("labels")
     if not labels:  # confusion matrices only mean something over a label space
         return bars, size, frac, gr.Plot(visible=False), gr.Plot(visible=False)
     golds = [r["gold"] for r in first["rows"]]
@@ -83,7 +74,7 @@ def on_compare(store: Store, runs: list[str] | None, which: str):
         raise gr.Error("Pick one or more finished runs (train one in the Train tab).")
     results = {}
     for name in runs:
-        results[name] = {**compare(store, name, measure_latency=False), "config": read_meta(store, name)["config"]}
+        results[name] = {**compare(store, name, measure_latency=False), "config": RunFolder.of(store, name).read_meta()["config"]}
     first = results[runs[0]]
     return (summary_md(results), *figures(store, results), side_rows(first, which or "all"),
             gr.update(choices=list(results), value=runs[0]))
@@ -94,16 +85,6 @@ def on_detail(store: Store, run: str | None, which: str):
     if not run:
         return []
     return side_rows(compare(store, run, measure_latency=False), which or "all")
-
-
-def loaded_run(store: Store, name: str):
-    """Load a run's student once and keep the last two (loading takes seconds; asking takes milliseconds)."""
-    if name not in _LOADED:
-        _LOADED[name] = load_run(store, name)
-        while len(_LOADED) > 2:
-            _LOADED.popitem(last=False)
-    _LOADED.move_to_end(name)
-    return _LOADED[name]
 
 
 def ask_teacher(store: Store, task_name: str, spec: str, template_text: str, text: str) -> dict:
@@ -129,8 +110,8 @@ def on_ask(store: Store, task_name: str, spec: str, template_text: str, run: str
         raise gr.Error("Type a question first.")
     if not run:
         raise gr.Error("Compare at least one run first; its student answers here.")
-    student = loaded_run(store, run).predict([text.strip()], rationale=True)[0]
-    meta_task = read_meta(store, run)["task"]["name"]
+    student = RUNS.get(store, run).predict([text.strip()], rationale=True)[0]
+    meta_task = RunFolder.of(store, run).read_meta()["task"]["name"]
     teacher = ask_teacher(store, meta_task or task_name, spec, template_text, text.strip())
     return (teacher["label"], teacher["rationale"], teacher["note"], student["label"] or "",
             student.get("rationale") or "", f"parse error: {student['parse_error']}" if student.get("parse_error")

@@ -1,7 +1,7 @@
 """Part of tab 1: import a custom CSV/JSONL file (with a column-mapping form) or the paper's released folder.
 
-Both call the library importers (:func:`workbench.tasks.custom.import_custom`,
-:func:`workbench.tasks.paper.import_paper`); this module only collects their arguments and reports the result.
+Both call the library importers (:func:`workbench.imports.custom.import_custom`,
+:func:`workbench.imports.paper.import_paper`); this module only collects their arguments and reports the result.
 """
 
 from __future__ import annotations
@@ -11,12 +11,11 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..store import Store
-from ..tasks import list_tasks
-from ..tasks.base import ANSWER_KINDS
-from ..tasks.custom import ColumnMapping, import_custom, read_table
-from ..tasks.paper import PAPER_DATASETS, import_paper
-from .common import bind, edge, esc
+from workbench.core.store import Store
+from workbench.data.tasks import ANSWER_KINDS, list_tasks
+from workbench.imports.custom import ColumnMapping, import_custom, read_table
+from workbench.imports.paper import PAPER_DATASETS, import_paper
+from workbench.ui.common import bind, edge, esc
 
 NONE = "(none)"
 PREVIEW_ROWS = 5

@@ -1,8 +1,8 @@
 """Tab 2, Rationales: generate teacher answers as a background job, then read, fix, accept or reject them.
 
-Generation runs as a detached job (:func:`workbench.jobs.start_job`); a ``gr.Timer`` polls it while it runs,
+Generation runs as a detached job (:func:`workbench.core.jobs.start_job`); a ``gr.Timer`` polls it while it runs,
 and the page load looks for a running job, so closing and reopening the page loses nothing. Edits are saved the
-moment a box loses focus (or on Enter) through :func:`workbench.review.edit_generation`; no save button.
+moment a box loses focus (or on Enter) through :func:`workbench.rationales.review.edit_generation`; no save button.
 """
 
 from __future__ import annotations
@@ -12,16 +12,23 @@ import time
 
 import gradio as gr
 
-from ..errors import ConfigError, NothingToDoError, UnknownNameError
-from ..generation import teacher_accuracy
-from ..jobs import ACTIVE, cancel_job, job_status, list_jobs, read_log, start_job
-from ..review import PAGE_SIZE, VIEWS, browse_generations, current_state, edit_generation, set_status
-from ..store import EDIT_STATUSES, Store
-from ..tasks import load_task
-from ..teachers import TEACHERS, parse_spec
-from ..teachers.base import teacher_id
-from ..trainingset import build_training_set
-from .common import bind, clip, edge, fmt_duration, fmt_pct, intro, progress_html
+from workbench.core.errors import ConfigError, NothingToDoError
+from workbench.core.events import GenerationProgress
+from workbench.core.jobs import ACTIVE, cancel_job, job_status, list_jobs, read_log, start_job
+from workbench.core.store import EDIT_STATUSES, Store
+from workbench.data.tasks import load_task
+from workbench.rationales.generation import check_generation, teacher_accuracy
+from workbench.rationales.review import (
+    PAGE_SIZE,
+    VIEWS,
+    browse_generations,
+    current_state,
+    edit_generation,
+    set_status,
+)
+from workbench.rationales.teachers.base import teacher_id
+from workbench.rationales.trainingset import build_training_set
+from workbench.ui.common import bind, clip, edge, fmt_duration, fmt_pct, intro, progress_html
 
 TABLE_HEADERS = ["id", "example", "input", "teacher label", "gold", "right", "status", "edited", "rationale"]
 HISTORY_HEADERS = ["edit", "when", "status", "rationale", "label", "author"]
@@ -39,23 +46,12 @@ def answered_teachers(store: Store, task_name: str, spec: str | None) -> list[st
 # -- generation job ---------------------------------------------------------------------------------------------
 @edge
 def on_generate(store: Store, task_name: str, spec: str, template_text: str, n: float, split: str):
-    """Start a generation job; the timer takes it from there."""
-    if not task_name:
-        raise gr.Error("Pick a task in the Task & teacher tab first.")
-    kind, _, _ = parse_spec(spec)
-    if kind not in TEACHERS:  # say so now rather than as a failed job a second later
-        raise UnknownNameError("teacher", kind, list(TEACHERS))
-    if not TEACHERS[kind].can_generate:
-        raise gr.Error(f"The teacher {spec!r} only replays stored answers; pick a teacher that generates.")
+    """Start a generation job (checked first, so a request that cannot work is refused now, with the reason)."""
     if n is None or int(n) < 1:
         raise gr.Error("Generate at least one example.")
-    task = load_task(task_name, store)
-    default = task.template()
-    if template_text and template_text != default.text:
-        default.with_text(template_text)  # refuse a template without {input} now, not in the job
-    spec_json = {"task": task.name, "teacher": spec, "split": split or "train", "limit": int(n),
-                 "template_text": template_text if template_text != default.text else None}
-    job_id = start_job(store, "generate", spec_json)
+    request = check_generation(store, task_name, spec, split=split or "train", limit=int(n),
+                               template_text=template_text)
+    job_id = start_job(store, "generate", request.to_spec())
     gr.Info("Generation started; it keeps running if you close the page.")
     return job_id, gr.Timer(active=True)
 
@@ -72,17 +68,18 @@ def job_view(store: Store, job: dict | None) -> tuple[str, str]:
     """Progress bar + counts, and the log tail, for one generation job."""
     if job is None:
         return progress_html(0, [("no generation yet", "")], ""), ""
-    p = job.get("progress") or {}
-    result = p.get("result") or {}
-    done, total = p.get("done", 0), p.get("total") or 0
+    progress = job.get("progress") or {}
+    state = GenerationProgress.from_dict(progress)
+    result = progress.get("result") or {}
+    done, total = state.done, state.total
     acc = result.get("teacher_accuracy")
     if acc is None and job["spec"].get("task"):
         task = load_task(job["spec"]["task"], store)
         acc = teacher_accuracy(store, task, teacher_id(job["spec"]["teacher"]), None, job["spec"].get("split", "train"))
     done_text = f"{done}/{total}" if not result else f"{result.get('generated', 0)} new"
-    stats = [("done", done_text), ("parsed", p.get("parsed", 0)), ("parse errors", p.get("parse_errors", 0)),
-             ("request errors", p.get("errors", 0)), ("teacher accuracy", fmt_pct(acc)),
-             ("elapsed", fmt_duration(p.get("elapsed"))), ("ETA", fmt_duration(p.get("eta")))]
+    stats = [("done", done_text), ("parsed", state.parsed), ("parse errors", state.parse_errors),
+             ("request errors", state.errors), ("teacher accuracy", fmt_pct(acc)),
+             ("elapsed", fmt_duration(state.elapsed)), ("ETA", fmt_duration(state.eta))]
     if result.get("skipped"):
         stats.append(("already done", result["skipped"]))
     status = job["status"] + (f": {job['error']}" if job.get("error") else "")

@@ -10,21 +10,18 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from ..errors import ConfigError
-from ..store import Store
-from ..tasks import list_tasks, load_task
-from ..teachers import TEACHERS
-from ..teachers.base import compose_spec
-from . import imports
-from .common import bind, clip, edge, esc, first, intro
+from workbench.builtin.recipe import DEMO
+from workbench.core.errors import ConfigError
+from workbench.core.store import Store
+from workbench.data.tasks import list_tasks, load_task
+from workbench.rationales.teachers import TEACHERS
+from workbench.rationales.teachers.base import compose_spec
+from workbench.ui import imports
+from workbench.ui.common import bind, clip, edge, esc, first, intro
 
-DEMO_TASK = "wordproblems"
-DEMO_TEACHER = "builtin"
+DEMO_TASK, DEMO_TEACHER = DEMO.task, DEMO.teacher
 N_EXAMPLES = 8
 EXAMPLE_HEADERS = ["id", "split", "input", "gold label"]
-# What goes in the "model / target" box for each teacher kind (shown as the placeholder).
-TARGET_HINTS = {"builtin": "(none)", "released": "palm-540b", "hf": "path/to/checkpoint or hub id",
-                "openai": "MODEL@http://127.0.0.1:8000/v1", "run": "a run name"}
 
 
 @dataclass
@@ -108,7 +105,8 @@ def on_teacher_kind(kind: str):
     """New kind: clear the target, show what belongs there and what the kind is."""
     cls = TEACHERS.get(kind)
     doc = (cls.__doc__ or "").strip().split("\n\n")[0] if cls else ""
-    return (gr.update(value="", placeholder=TARGET_HINTS.get(kind, "")), "",
+    hint = (cls.target_hint or "(none)") if cls else ""
+    return (gr.update(value="", placeholder=hint), "",
             esc(doc), compose_spec(kind, "", ""))
 
 
@@ -133,11 +131,11 @@ def render(store: Store, demo: gr.Blocks) -> Selection:
                                     label="A few examples (click one to preview its prompt)", max_height=300)
     imports.render(store, task)
     gr.Markdown("### Teacher")
-    kinds = sorted(TEACHERS) or [DEMO_TEACHER]
+    kinds = TEACHERS.names() or [DEMO_TEACHER]
     with gr.Row():
         kind = gr.Dropdown(kinds, value=DEMO_TEACHER if DEMO_TEACHER in kinds else kinds[0], label="Teacher kind",
                            scale=1)
-        target = gr.Textbox(label="Model / target", placeholder=TARGET_HINTS["builtin"], scale=2)
+        target = gr.Textbox(label="Model / target", placeholder="(none)", scale=2)
         settings = gr.Textbox(label="Settings (key=value&key=value)", placeholder="error_rate=0.2&seed=0", scale=2)
         spec = gr.Textbox(DEMO_TEACHER, label="Teacher spec (used by the other tabs)", interactive=False,
                           buttons=["copy"], scale=2, elem_id="teacher-spec")

@@ -1,8 +1,8 @@
 """Tab 3, Train: configure a student run, launch it as a background job, watch its curves, cancel or resume.
 
-The form maps one-to-one onto :class:`workbench.config.TrainConfig`; the equivalent ``workbench train`` command
-(:func:`workbench.config.config_to_cli`) is shown for every setting. Training runs as a ``train`` job
-(:mod:`workbench.runs`), polled by a ``gr.Timer``; the curves come from the run's own ``metrics.jsonl``.
+The form maps one-to-one onto :class:`workbench.distill.config.TrainConfig`; the equivalent ``workbench train`` command
+(:func:`workbench.distill.config.config_to_cli`) is shown for every setting. Training runs as a ``train`` job
+(:mod:`workbench.distill.runs`), polled by a ``gr.Timer``; the curves come from the run's own ``metrics.jsonl``.
 """
 
 from __future__ import annotations
@@ -11,21 +11,21 @@ import time
 
 import gradio as gr
 
-from .. import plots
-from ..config import METHOD_NAMES, TrainConfig, config_to_cli
-from ..errors import ConfigError
-from ..jobs import ACTIVE, cancel_job, job_status, list_jobs, read_log, start_job
-from ..numbers import NUMBER_MODES
-from ..runs import estimate_seconds, list_runs, read_meta, read_metrics
-from ..store import Store
-from ..students import list_presets
-from .common import bind, clip, edge, esc, first, fmt_duration, fmt_pct, intro, progress_html
+from workbench.builtin.recipe import form_defaults
+from workbench.core.errors import ConfigError
+from workbench.core.events import TrainingState
+from workbench.core.jobs import ACTIVE, cancel_job, job_status, list_jobs, read_log, start_job
+from workbench.core.store import Store
+from workbench.distill.config import TrainConfig, config_to_cli
+from workbench.distill.methods import METHODS
+from workbench.distill.numbers import NUMBER_MODES
+from workbench.distill.runfolder import RunFolder
+from workbench.distill.runs import check_resumable, estimate_seconds, list_runs, read_metrics
+from workbench.distill.students import list_presets
+from workbench.results import plots
+from workbench.ui.common import bind, clip, edge, esc, first, fmt_duration, fmt_pct, intro, progress_html
 
 RUN_HEADERS = ["run", "task", "method", "student", "status", "steps", "accuracy", "teacher acc.", "updated"]
-# Demo-sized defaults, measured (bench/first_result.py, bench/number_slots.py): with number slots the tiny preset
-# goes past the built-in teacher on the word problems between steps 800 and 1,000, whichever the method.
-DEFAULTS = {"student": "tiny", "method": "dss", "numbers": "auto", "alpha": 0.5, "fraction": 1.0, "steps": 1000,
-            "batch_size": 32, "learning_rate": 1e-3, "seed": 0, "eval_every": 200, "test_limit": None}
 FORM_FIELDS = ("student", "method", "numbers", "alpha", "fraction", "steps", "batch_size", "learning_rate", "seed",
                "eval_every", "test_limit")
 
@@ -44,7 +44,7 @@ def form_config(task: str, teacher: str, student, method, numbers, alpha, fracti
 
 
 def device_line() -> str:
-    from ..trainer import device_info  # torch import: only when the tab is built
+    from workbench.distill.trainer import device_info  # torch import: only when the tab is built
 
     info = device_info()
     return f"{info['device']}" + (" · bf16" if info.get("bf16") else "")
@@ -80,21 +80,19 @@ def latest_train_job(store: Store) -> dict | None:
 def job_progress(job: dict | None) -> str:
     if job is None:
         return progress_html(0, [("no training yet", "")])
-    p = job.get("progress") or {}
-    result = p.get("result") or {}
-    step, steps = p.get("step", 0) or 0, p.get("steps") or 0
-    done = job["status"] == "done"
-    if result.get("steps"):  # the final event carries no step count or time; the summary does
-        step = steps = result["steps"]
-        p = {**p, "elapsed": result.get("train_seconds"), "eta": 0}
-    stats = [("run", p.get("run") or result.get("run") or "–"), ("step", f"{step}/{steps or '?'}"),
-             ("loss", f"{p['loss']:.3f}" if isinstance(p.get("loss"), (int, float)) else "–"),
-             ("elapsed", fmt_duration(p.get("elapsed"))), ("ETA", fmt_duration(p.get("eta")))]
-    if result:
+    progress = job.get("progress") or {}
+    state = TrainingState.from_dict(progress)
+    result = progress.get("result") or {}
+    stats = [("run", state.run or result.get("run") or "–"), ("step", f"{state.step}/{state.steps or '?'}"),
+             ("loss", f"{state.loss:.3f}" if isinstance(state.loss, (int, float)) else "–"),
+             ("elapsed", fmt_duration(state.elapsed)), ("ETA", fmt_duration(state.eta))]
+    if state.accuracy is not None:
+        stats.append(("valid accuracy", fmt_pct(state.accuracy)))
+    if result.get("accuracy") is not None:
         stats += [("test accuracy", fmt_pct(result.get("accuracy"))),
-                  ("teacher", fmt_pct(result.get("teacher_accuracy")))]
+                  ("teacher (test)", fmt_pct(result.get("teacher_accuracy")))]
     status = job["status"] + (f": {job['error']}" if job.get("error") else "")
-    return progress_html(1.0 if done else (step / steps if steps else 0), stats, f"{job['id']} {status}")
+    return progress_html(state.fraction, stats, f"{job['id']} {status}")
 
 
 def runs_table(store: Store) -> list[list[str]]:
@@ -136,9 +134,7 @@ def on_cancel(store: Store):
 def on_resume(store: Store, run: str | None):
     if not run:
         raise gr.Error("Pick a stopped run to resume.")
-    status = store.run_row(run)["status"]
-    if status in ("done", "running"):
-        raise gr.Error(f"Run {run} is {status}; only a cancelled, failed or interrupted run can be resumed.")
+    check_resumable(store, run)
     start_job(store, "train", {"resume": run})
     gr.Info(f"Resuming {run} from its last checkpoint.")
     return gr.Timer(active=True)
@@ -149,8 +145,9 @@ def on_load_config(store: Store, run: str | None):
     """Fill the form from an old run's config.json (to repeat it or vary one setting)."""
     if not run:
         raise gr.Error("Pick a run whose settings to load.")
-    cfg = read_meta(store, run)["config"]
-    return tuple(cfg.get(k, DEFAULTS[k]) for k in FORM_FIELDS)
+    cfg = RunFolder.of(store, run).read_meta()["config"]
+    defaults = form_defaults(cfg.get("student"))
+    return tuple(cfg.get(k) if cfg.get(k) is not None else defaults[k] for k in FORM_FIELDS)
 
 
 def on_run_select(evt: gr.SelectData):
@@ -158,6 +155,7 @@ def on_run_select(evt: gr.SelectData):
 
 
 def render(store: Store, demo: gr.Blocks, sel) -> None:
+    DEFAULTS = form_defaults()
     """Lay out the tab and wire its events. ``sel``: the Task & teacher tab's selection."""
     intro("Train a small student on the reviewed rationales. `dss` learns label and rationale (weight α on the "
           "label); `standard` learns labels only. Training runs in the background; close the page any time.")
@@ -165,7 +163,7 @@ def render(store: Store, demo: gr.Blocks, sel) -> None:
     with gr.Row():
         student = gr.Dropdown(presets, value=DEFAULTS["student"], allow_custom_value=True, scale=2,
                               label="Student (preset, or a checkpoint folder / hub id)", elem_id="train-student")
-        method = gr.Radio(list(METHOD_NAMES), value=DEFAULTS["method"], label="Method", scale=2,
+        method = gr.Radio(METHODS.names(), value=DEFAULTS["method"], label="Method", scale=2,
                           elem_id="train-method")
         numbers = gr.Radio(list(NUMBER_MODES), value=DEFAULTS["numbers"], scale=2, elem_id="train-numbers",
                            label="Numbers the student sees",

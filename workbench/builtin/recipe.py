@@ -1,0 +1,44 @@
+"""The demo recipe: what the app's forms, ``workbench train`` and the benchmarks start from when nothing else is
+said — the built-in word problems, the built-in teacher, a ``dss`` student from the ``tiny`` preset, and that
+student's own recipe (:mod:`workbench.distill.recipes`) for steps, batch size, learning rate and evaluations.
+
+>>> DEMO.config().resolved().steps, DEMO.config().method
+(1000, 'dss')
+>>> form_defaults()["eval_every"], form_defaults("/my/checkpoint")["learning_rate"]
+(200, 0.0001)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from workbench.distill.config import TrainConfig
+from workbench.distill.students import recipe_for
+
+
+@dataclass(frozen=True)
+class DemoRecipe:
+    task: str = "wordproblems"
+    teacher: str = "builtin"
+    method: str = "dss"
+    student: str = "tiny"
+
+    def config(self, **overrides) -> TrainConfig:
+        """The demo's training config; ``overrides`` are TrainConfig fields (None values are ignored)."""
+        values = {"task": self.task, "method": self.method, "student": self.student,
+                  "teacher": None if overrides.get("method", self.method) == "standard" else self.teacher}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return TrainConfig(**values)
+
+
+DEMO = DemoRecipe()
+
+
+def form_defaults(student: str | None = None) -> dict:
+    """Every TrainConfig field's starting value for a form: the config's own defaults, the demo's task, method and
+    student, and the student's recipe for the fields it sets."""
+    student = student or DEMO.student
+    out = {f.name: f.default for f in fields(TrainConfig) if f.name != "task"}
+    out.update(task=DEMO.task, method=DEMO.method, student=student, teacher=DEMO.teacher,
+               **recipe_for(student).to_dict())
+    return out

@@ -1,0 +1,230 @@
+"""Typed progress events, and the folded state that front ends draw.
+
+Training and generation report what happens as events (:class:`TrainStep`, :class:`Evaluation`,
+:class:`Checkpoint`, :class:`Finished`, :class:`GenerationProgress`, …). An event says what it is, so a front end
+never guesses from which keys a dict happens to carry. The CLI prints them, ``metrics.jsonl`` stores them (one
+``to_dict()`` a line, with an ``event`` key), and :class:`TrainingState` folds a run's stream of them into what a
+progress bar shows: an evaluation keeps the step count, a cancelled run keeps its step. A generation's state is
+simply its latest :class:`GenerationProgress`.
+
+>>> state = TrainingState().apply(TrainStep(step=200, steps=1000, loss=0.5, elapsed=20.0, eta=80.0))
+>>> state = state.apply(Evaluation(step=200, accuracy=0.4))
+>>> state.step, state.steps, state.fraction, state.accuracy
+(200, 1000, 0.2, 0.4)
+>>> event_from_dict(TrainStep(step=3, steps=9, loss=1.0, parts={"label_loss": 0.4}).to_dict()).parts
+{'label_loss': 0.4}
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import ClassVar
+
+EVENTS: dict[str, type[Event]] = {}
+
+
+def _event(cls):
+    EVENTS[cls.kind] = cls
+    return cls
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base: a ``kind`` (the ``event`` key of its dict) and the wall-clock time it happened."""
+
+    kind: ClassVar[str] = ""
+    time: float = field(default_factory=lambda: round(time.time(), 3), kw_only=True)
+
+    def to_dict(self) -> dict:
+        return {"event": self.kind, **{k: v for k, v in asdict(self).items() if v is not None}}
+
+
+@_event
+@dataclass(frozen=True)
+class RunStarted(Event):
+    """A run claimed its folder (before its student is built): front ends can name it at once."""
+
+    kind: ClassVar[str] = "run_started"
+    run: str = ""
+    steps: int = 0
+
+
+@_event
+@dataclass(frozen=True)
+class TrainBegin(Event):
+    kind: ClassVar[str] = "train_begin"
+    step: int = 0
+    steps: int = 0
+    optimizer_step: int | None = None  # Adam's own counter: after a resume it equals the checkpoint's step
+
+
+@_event
+@dataclass(frozen=True)
+class TrainStep(Event):
+    """A logged training step: the mean loss since the last log and its per-task parts (label_loss, …)."""
+
+    kind: ClassVar[str] = "train"
+    step: int = 0
+    steps: int = 0
+    loss: float | None = None
+    lr: float | None = None
+    parts: dict = field(default_factory=dict)
+    elapsed: float | None = None  # seconds of training (evaluations excluded) in this process
+    eta: float | None = None  # seconds left, from the recent pace of training steps
+    s_per_step: float | None = None
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        d.update(d.pop("parts", {}))  # flat, as metrics.jsonl has always been: label_loss next to loss
+        return d
+
+
+@_event
+@dataclass(frozen=True)
+class Evaluation(Event):
+    """Task accuracy on the valid split during training (generation + the task metric)."""
+
+    kind: ClassVar[str] = "eval"
+    step: int = 0
+    accuracy: float | None = None
+    seconds: float | None = None
+    n: int | None = None
+
+
+@_event
+@dataclass(frozen=True)
+class Checkpoint(Event):
+    kind: ClassVar[str] = "checkpoint"
+    step: int = 0
+    path: str = ""
+
+
+@_event
+@dataclass(frozen=True)
+class Resumed(Event):
+    kind: ClassVar[str] = "resume"
+    from_checkpoint: str | None = None
+
+
+@_event
+@dataclass(frozen=True)
+class EarlyStop(Event):
+    kind: ClassVar[str] = "early_stop"
+    step: int = 0
+    best_accuracy: float | None = None
+
+
+@_event
+@dataclass(frozen=True)
+class Note(Event):
+    kind: ClassVar[str] = "note"
+    message: str = ""
+
+
+@_event
+@dataclass(frozen=True)
+class Finished(Event):
+    """The end of a run: ``done``, ``cancelled`` or ``failed`` (with the error)."""
+
+    kind: ClassVar[str] = "finished"
+    status: str = "done"
+    steps: int | None = None
+    accuracy: float | None = None
+    error: str | None = None
+
+
+@_event
+@dataclass(frozen=True)
+class GenerationProgress(Event):
+    """Counts of a generation so far; the latest one is a generation job's whole state."""
+
+    kind: ClassVar[str] = "generation"
+    done: int = 0
+    total: int = 0
+    generated: int = 0
+    parsed: int = 0
+    parse_errors: int = 0
+    errors: int = 0
+    elapsed: float | None = None
+    eta: float | None = None
+
+    def apply(self, event: Event) -> GenerationProgress:
+        return event if isinstance(event, GenerationProgress) else self
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.done / self.total) if self.total else 0.0
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> GenerationProgress:
+        return _from_dict(cls, data)
+
+
+def event_from_dict(data: dict) -> Event:
+    """The typed event of a ``to_dict()`` (a ``metrics.jsonl`` line); unknown keys of a train step are its parts."""
+    cls = EVENTS.get(data.get("event", ""))
+    if cls is None:
+        return Note(message=str(data), time=data.get("time", 0.0))
+    names = {f.name for f in fields(cls)}
+    kwargs = {k: v for k, v in data.items() if k in names}
+    if cls is TrainStep:
+        kwargs["parts"] = {k: v for k, v in data.items() if k not in names and k not in ("event", "run")}
+    return cls(**kwargs)
+
+
+# -- folded state -------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrainingState:
+    """What a training progress bar shows, folded from the run's events (``apply`` returns a new state)."""
+
+    run: str | None = None
+    status: str = "running"
+    step: int = 0
+    steps: int = 0
+    loss: float | None = None
+    parts: dict = field(default_factory=dict)
+    elapsed: float | None = None
+    eta: float | None = None
+    accuracy: float | None = None  # the latest evaluation on the valid split
+    evaluations: int = 0
+    message: str | None = None  # the latest note, or why the run failed
+
+    def apply(self, event: Event) -> TrainingState:
+        if isinstance(event, RunStarted):
+            return replace(self, run=event.run, steps=event.steps or self.steps, status="running")
+        if isinstance(event, TrainBegin):
+            return replace(self, step=event.step, steps=event.steps or self.steps, status="running")
+        if isinstance(event, TrainStep):
+            return replace(self, step=event.step, steps=event.steps or self.steps, loss=event.loss,
+                           parts=dict(event.parts), elapsed=event.elapsed, eta=event.eta)
+        if isinstance(event, Evaluation):
+            return replace(self, step=max(self.step, event.step), accuracy=event.accuracy,
+                           evaluations=self.evaluations + 1)
+        if isinstance(event, (EarlyStop, Checkpoint)):
+            return replace(self, step=max(self.step, event.step))
+        if isinstance(event, Note):
+            return replace(self, message=event.message)
+        if isinstance(event, Finished):
+            step = event.steps if event.steps is not None else self.step
+            return replace(self, status=event.status, step=step, eta=0 if event.status == "done" else None,
+                           message=event.error or self.message)
+        return self
+
+    @property
+    def fraction(self) -> float:
+        """Share of the steps done: a cancelled run at step 300 of 1,000 shows 0.3, never a full bar."""
+        return min(1.0, self.step / self.steps) if self.steps else 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> TrainingState:
+        return _from_dict(cls, data)
+
+
+def _from_dict(cls, data: dict | None):
+    """A state dataclass from its dict (a job row's ``progress``); keys it does not know are ignored."""
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in (data or {}).items() if k in names})

@@ -1,0 +1,237 @@
+"""Background jobs: generation, training or evaluation in a separate process, keyed by an id.
+
+A job survives the browser tab (and the app) that started it: it is a detached process that writes its status and
+progress to the workspace store, and its log to ``<workspace>/jobs/<id>/log.txt``. Cancel sets a flag the job
+polls (and sends SIGTERM); a job whose process died without saying so (``kill -9``) reads as ``interrupted``.
+
+Job kinds are a registry (:data:`JOB_KINDS`, entry-point group ``workbench.jobs``): ``generate`` lives with
+generation, ``train`` with the runs, and this module imports neither.
+
+>>> job_id = start_job(store, "generate", {"task": "wordproblems", "teacher": "builtin", "limit": 100})  # doctest: +SKIP
+>>> job_status(store, job_id)["status"]                                                               # doctest: +SKIP
+'running'
+
+Run a job in the foreground (what the detached process does): ``python -m workbench.core.jobs --workspace W JOB_ID``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from workbench.core.errors import WorkbenchError
+from workbench.core.events import Event
+from workbench.core.registry import Registry
+from workbench.core.store import Store
+
+ACTIVE = ("queued", "running", "cancelling")
+FINAL = ("done", "failed", "cancelled", "interrupted")
+
+JobFn = Callable[[Store, dict, "JobContext"], dict]
+# A kind's module is imported only when such a job runs: a generation job does not load torch.
+JOB_KINDS: Registry[JobFn] = Registry("job kind", group="workbench.jobs")
+
+
+def register_job_kind(kind: str) -> Callable[[JobFn], JobFn]:
+    return JOB_KINDS.register(kind)
+
+
+@dataclass
+class JobContext:
+    """Handed to a job function: report progress, log lines, and ask whether to stop.
+
+    A job sets ``state`` (a :class:`~workbench.core.events.TrainingState` or a ``GenerationProgress``) and reports
+    typed events with :meth:`progress`; the folded state is what the job row's ``progress`` holds.
+    """
+
+    store: Store
+    job_id: str
+    dir: Path
+    state: object | None = None
+    _stop: bool = False
+    _last_check: float = 0.0
+    _last_progress: float = 0.0
+    _pending: dict | None = field(default=None, repr=False)
+
+    def progress(self, event: Event, force: bool = False) -> None:
+        """Fold an event into the state; writes to the store at most twice a second unless ``force``."""
+        if self.state is not None:
+            self.state = self.state.apply(event)
+        data = self.state.to_dict() if self.state is not None else event.to_dict()
+        now = time.monotonic()
+        self._pending = data
+        if force or now - self._last_progress >= 0.5:
+            self._last_progress = now
+            self._write_progress(data)
+
+    def _write_progress(self, data: dict) -> None:
+        with self.store.transaction() as conn:
+            conn.execute("UPDATE jobs SET progress = ?, updated = ? WHERE id = ?",
+                         (json.dumps(data, default=str), time.time(), self.job_id))
+        self._pending = None
+
+    def flush(self) -> None:
+        if self._pending is not None:
+            self._write_progress(self._pending)
+
+    def log(self, message: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+    def should_stop(self) -> bool:
+        """True once cancel was asked for (polled from the store at most once a second)."""
+        now = time.monotonic()
+        if not self._stop and now - self._last_check >= 1.0:
+            self._last_check = now
+            row = self.store.conn.execute("SELECT status FROM jobs WHERE id = ?", (self.job_id,)).fetchone()
+            self._stop = row is not None and row[0] == "cancelling"
+        return self._stop
+
+    def request_stop(self) -> None:
+        self._stop = True
+
+
+def job_dir(store: Store, job_id: str) -> Path:
+    return store.workspace / "jobs" / job_id
+
+
+def start_job(store: Store, kind: str, spec: dict, *, job_id: str | None = None, detach: bool = True) -> str:
+    """Queue a job and start its process. ``detach=False`` runs it in this process (tests, notebooks)."""
+    if kind not in JOB_KINDS:
+        JOB_KINDS[kind]  # raises UnknownNameError with the known kinds
+    job_id = job_id or f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    json.dumps(spec)  # a spec must be plain JSON: it crosses a process boundary
+    store.upsert_job(job_id, kind=kind, status="queued", spec=spec)
+    folder = job_dir(store, job_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    if not detach:
+        run_job(store, job_id)
+        return job_id
+    log = open(folder / "log.txt", "ab")  # noqa: SIM115 - handed to the child process
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workbench.core.jobs", "--workspace", str(store.workspace), job_id],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    log.close()
+    store.upsert_job(job_id, kind=kind, status="queued", pid=proc.pid)
+    return job_id
+
+
+def run_job(store: Store, job_id: str) -> dict:
+    """Run a queued job in this process, recording its outcome. Returns the job's final row."""
+    row = store.job(job_id)
+    ctx = JobContext(store, job_id, job_dir(store, job_id))
+    ctx.dir.mkdir(parents=True, exist_ok=True)
+    store.upsert_job(job_id, kind=row["kind"], status="running", pid=os.getpid())
+    previous = signal.signal(signal.SIGTERM, lambda *_: ctx.request_stop()) if _main_thread() else None
+    try:
+        result = JOB_KINDS[row["kind"]](store, row["spec"], ctx)
+        ctx.flush()
+        status = "cancelled" if ctx.should_stop() else "done"
+        store.upsert_job(job_id, kind=row["kind"], status=status,
+                         progress={**(store.job(job_id)["progress"] or {}), "result": result})
+    except WorkbenchError as err:
+        ctx.log(f"error: {err}")
+        store.upsert_job(job_id, kind=row["kind"], status="failed", error=str(err))
+    except Exception as err:  # a bug or a crash (OOM, NaN): the job fails with its reason, the app lives on
+        ctx.log(traceback.format_exc())
+        reason = f"{type(err).__name__}: {err}"
+        if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":  # torch's, without torch
+            reason += " — out of memory: lower the batch size or the max lengths, or pick a smaller student"
+        store.upsert_job(job_id, kind=row["kind"], status="failed", error=reason)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    return job_status(store, job_id)
+
+
+def cancel_job(store: Store, job_id: str) -> dict:
+    row = job_status(store, job_id)
+    if row["status"] not in ACTIVE:
+        return row
+    store.upsert_job(job_id, kind=row["kind"], status="cancelling")
+    if row.get("pid") and _alive(row["pid"]) and row["pid"] != os.getpid():
+        try:
+            os.kill(row["pid"], signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    return job_status(store, job_id)
+
+
+def job_status(store: Store, job_id: str) -> dict:
+    """The job's row; an active job whose process is gone is marked ``interrupted`` (it can be resumed)."""
+    row = store.job(job_id)
+    if row["status"] in ("running", "cancelling") and row.get("pid") and not _alive(row["pid"]):
+        status = "cancelled" if row["status"] == "cancelling" else "interrupted"
+        store.upsert_job(job_id, kind=row["kind"], status=status,
+                         error=None if status == "cancelled" else "the job's process ended without reporting")
+        row = store.job(job_id)
+    return row
+
+
+def list_jobs(store: Store, kind: str | None = None) -> list[dict]:
+    return [job_status(store, r["id"]) for r in store.list_jobs(kind)]
+
+
+def wait_job(store: Store, job_id: str, timeout: float = 600, poll: float = 0.5) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = job_status(store, job_id)
+        if row["status"] in FINAL:
+            return row
+        time.sleep(poll)
+    raise TimeoutError(f"job {job_id} still {row['status']} after {timeout:.0f} s")
+
+
+def read_log(store: Store, job_id: str, tail: int = 40) -> str:
+    path = job_dir(store, job_id) / "log.txt"
+    if not path.exists():
+        return ""
+    return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-tail:])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (exited, not yet reaped by its parent) is not alive
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m workbench.core.jobs", description="run one queued job")
+    parser.add_argument("--workspace", required=True)
+    parser.add_argument("job_id")
+    args = parser.parse_args(argv)
+    store = Store.open(args.workspace)
+    row = run_job(store, args.job_id)
+    return 0 if row["status"] in ("done", "cancelled") else 1
+
+
+if __name__ == "__main__":
+    # Run through the real module, not this ``__main__`` copy, so job kinds register where run_job looks.
+    from workbench.core.jobs import main as _main
+
+    sys.exit(_main())

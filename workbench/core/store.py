@@ -1,0 +1,255 @@
+"""The workspace store: one SQLite file (WAL, foreign keys) for tasks, examples, templates, generations, edits,
+the run index and jobs.
+
+Every write is one transaction, so a process killed at any point leaves the store consistent and loses at most
+the rows of the transaction in flight. Generations and edits are append-only: a new answer or a new edit is a new
+row, and the latest one wins when a training set is built.
+
+>>> store = Store.open("workspace")          # doctest: +SKIP
+>>> store.list_tasks()                       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from workbench.core.errors import StoreError, UnknownNameError
+from workbench.core.records import Example, Generation, dumps, loads
+from workbench.core.store_generations import EDIT_STATUSES, GenerationTables
+from workbench.core.store_index import IndexTables
+
+__all__ = ["DB_NAME", "EDIT_STATUSES", "SCHEMA_VERSION", "Example", "Generation", "Store"]
+
+SCHEMA_VERSION = 1
+DB_NAME = "workbench.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks (
+    name TEXT PRIMARY KEY, source TEXT NOT NULL, answer_kind TEXT NOT NULL, labels TEXT,
+    template TEXT NOT NULL, spec TEXT NOT NULL DEFAULT '{}', created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS examples (
+    task TEXT NOT NULL REFERENCES tasks(name) ON DELETE CASCADE, id TEXT NOT NULL, split TEXT NOT NULL,
+    idx INTEGER NOT NULL, input TEXT NOT NULL, label TEXT, fields TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (task, id));
+CREATE INDEX IF NOT EXISTS examples_split ON examples(task, split, idx);
+CREATE TABLE IF NOT EXISTS templates (
+    hash TEXT PRIMARY KEY, name TEXT NOT NULL, parser TEXT NOT NULL, text TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS generations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, task TEXT NOT NULL, example_id TEXT NOT NULL,
+    teacher TEXT NOT NULL, template_hash TEXT NOT NULL REFERENCES templates(hash),
+    raw TEXT, rationale TEXT, label TEXT, parse_error TEXT, error TEXT, label_dist TEXT,
+    settings TEXT NOT NULL DEFAULT '{}', seconds REAL, created REAL NOT NULL,
+    FOREIGN KEY (task, example_id) REFERENCES examples(task, id) ON DELETE CASCADE);
+CREATE INDEX IF NOT EXISTS generations_lookup ON generations(task, teacher, template_hash, example_id);
+CREATE TABLE IF NOT EXISTS edits (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    generation_id INTEGER NOT NULL REFERENCES generations(id) ON DELETE CASCADE,
+    status TEXT NOT NULL CHECK (status IN ('accepted', 'rejected', 'unreviewed')),
+    rationale TEXT, label TEXT, author TEXT NOT NULL DEFAULT '', created REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS edits_generation ON edits(generation_id, id);
+CREATE TABLE IF NOT EXISTS runs (
+    name TEXT PRIMARY KEY, task TEXT NOT NULL, method TEXT NOT NULL, student TEXT NOT NULL,
+    status TEXT NOT NULL, run_dir TEXT NOT NULL, summary TEXT NOT NULL DEFAULT '{}',
+    created REAL NOT NULL, updated REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY, kind TEXT NOT NULL, status TEXT NOT NULL, spec TEXT NOT NULL, pid INTEGER,
+    progress TEXT NOT NULL DEFAULT '{}', error TEXT, created REAL NOT NULL, updated REAL NOT NULL);
+"""
+
+
+class Store(GenerationTables, IndexTables):
+    """Open with :meth:`open`; safe to share between threads (one connection per thread)."""
+
+    def __init__(self, workspace: Path):
+        self.workspace = Path(workspace)
+        self.path = self.workspace / DB_NAME
+        self._local = threading.local()
+
+    @classmethod
+    def open(cls, workspace: str | os.PathLike) -> Store:
+        workspace = Path(workspace).expanduser().resolve()
+        try:
+            workspace.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise StoreError(f"cannot create workspace {workspace}: {err.strerror}") from err
+        store = cls(workspace)
+        store._migrate()
+        return store
+
+    # -- connections and transactions ---------------------------------------------------------------------------
+    @property
+    def conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+                conn.row_factory = sqlite3.Row
+                conn.execute("PRAGMA foreign_keys = ON")
+                conn.execute("PRAGMA busy_timeout = 30000")
+                if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+            except sqlite3.Error as err:
+                if not os.access(self.workspace, os.W_OK):  # WAL needs to write beside the file, even to read
+                    raise StoreError(f"the workspace {self.workspace} is read-only; choose a writable "
+                                     "--workspace") from err
+                raise StoreError(f"cannot open the workspace store {self.path}: {err}") from err
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT``; any exception rolls back, so nothing is ever half-written."""
+        conn = self.conn
+        if conn.in_transaction:  # nested: join the outer transaction
+            yield conn
+            return
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as err:
+            raise _store_error(self.path, err) from err
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except sqlite3.OperationalError as err:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise _store_error(self.path, err) from err
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def _migrate(self) -> None:
+        with self.transaction() as conn:
+            # executescript() would COMMIT the open transaction first; run the statements one by one inside it.
+            for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
+                conn.execute(statement)
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            version = int(row[0]) if row else 0
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} has schema v{version}, newer than this workbench (v{SCHEMA_VERSION}); "
+                    "upgrade the workbench package"
+                )
+            # Future migrations go here, one `if version < N:` block each.
+            conn.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+
+    def integrity_check(self) -> list[str]:
+        """Problems found by SQLite's own checks (empty list: all good)."""
+        problems = [r[0] for r in self.conn.execute("PRAGMA integrity_check") if r[0] != "ok"]
+        problems += [f"foreign key: {tuple(r)}" for r in self.conn.execute("PRAGMA foreign_key_check")]
+        return problems
+
+    # -- tasks and examples -------------------------------------------------------------------------------------
+    def add_task(
+        self,
+        name: str,
+        *,
+        source: str,
+        answer_kind: str,
+        labels: Iterable[str] | None,
+        template: str,
+        spec: dict | None,
+        examples: Iterable[Example],
+        replace: bool = False,
+    ) -> dict[str, int]:
+        """Store a task and its examples in one transaction. Returns the number of examples per split."""
+        counts: dict[str, int] = {}
+        with self.transaction() as conn:
+            if conn.execute("SELECT 1 FROM tasks WHERE name = ?", (name,)).fetchone():
+                if not replace:
+                    raise StoreError(f"task {name!r} already exists in this workspace; pick another name")
+                conn.execute("DELETE FROM tasks WHERE name = ?", (name,))
+            conn.execute(
+                "INSERT INTO tasks(name, source, answer_kind, labels, template, spec, created) VALUES (?,?,?,?,?,?,?)",
+                (name, source, answer_kind, dumps(list(labels) if labels else None), template,
+                 dumps(spec or {}), time.time()),
+            )
+            rows = []
+            for ex in examples:
+                idx = counts.get(ex.split, 0)
+                counts[ex.split] = idx + 1
+                rows.append((name, ex.id, ex.split, idx, ex.input, ex.label, dumps(ex.fields)))
+            try:
+                conn.executemany(
+                    "INSERT INTO examples(task, id, split, idx, input, label, fields) VALUES (?,?,?,?,?,?,?)", rows
+                )
+            except sqlite3.IntegrityError as err:
+                raise StoreError(f"task {name!r}: duplicate example id ({err})") from err
+        return counts
+
+    def task_row(self, name: str) -> dict:
+        return self._row("tasks", "name", name, ("labels", "spec"), lambda: [t["name"] for t in self.list_tasks()])
+
+    def _row(self, table: str, key: str, value: str, json_columns: tuple[str, ...], known=lambda: ()) -> dict:
+        """One row of ``table`` by its key, JSON columns decoded; an unknown key names what is known."""
+        row = self.conn.execute(f"SELECT * FROM {table} WHERE {key} = ?", (value,)).fetchone()  # noqa: S608
+        if row is None:
+            raise UnknownNameError(table.rstrip("s"), value, known())
+        out = dict(row)
+        for column in json_columns:
+            out[column] = loads(out[column])
+        return out
+
+    def has_task(self, name: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM tasks WHERE name = ?", (name,)).fetchone() is not None
+
+    def list_tasks(self) -> list[dict]:
+        rows = self.conn.execute(
+            "SELECT t.name, t.source, t.answer_kind, e.split, COUNT(e.id) AS n FROM tasks t "
+            "LEFT JOIN examples e ON e.task = t.name GROUP BY t.name, e.split ORDER BY t.created, e.split"
+        ).fetchall()
+        tasks: dict[str, dict] = {}
+        for r in rows:
+            t = tasks.setdefault(r["name"], {"name": r["name"], "source": r["source"],
+                                            "answer_kind": r["answer_kind"], "splits": {}})
+            if r["split"] is not None:
+                t["splits"][r["split"]] = r["n"]
+        return list(tasks.values())
+
+    def examples(self, task: str, split: str | None = None, limit: int | None = None) -> list[Example]:
+        sql = "SELECT id, split, input, label, fields FROM examples WHERE task = ?"
+        args: list[Any] = [task]
+        if split is not None:
+            sql += " AND split = ?"
+            args.append(split)
+        sql += " ORDER BY split, idx"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(int(limit))
+        return [Example(r["id"], r["split"], r["input"], r["label"], loads(r["fields"]))
+                for r in self.conn.execute(sql, args)]
+
+    def example(self, task: str, example_id: str) -> Example:
+        r = self.conn.execute(
+            "SELECT id, split, input, label, fields FROM examples WHERE task = ? AND id = ?", (task, example_id)
+        ).fetchone()
+        if r is None:
+            raise UnknownNameError("example", f"{task}/{example_id}")
+        return Example(r["id"], r["split"], r["input"], r["label"], loads(r["fields"]))
+
+
+def _store_error(path: Path, err: sqlite3.OperationalError) -> StoreError:
+    msg = str(err)
+    if "readonly" in msg or "read-only" in msg:
+        return StoreError(f"the workspace store {path} is read-only; choose a writable --workspace")
+    if "disk" in msg and ("full" in msg or "I/O" in msg):
+        return StoreError(f"the disk holding {path} is full; free space and retry (nothing was half-written)")
+    return StoreError(f"workspace store {path}: {msg}")

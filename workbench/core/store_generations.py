@@ -1,0 +1,121 @@
+"""The store's generation tables: prompt templates, teacher generations (append-only) and edits with history.
+
+Mixed into :class:`~workbench.core.store.Store`; every write is one transaction.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from workbench.core.errors import UnknownNameError
+from workbench.core.records import Generation, dumps, generation_from_row, loads
+
+EDIT_STATUSES = ("accepted", "rejected", "unreviewed")
+
+
+class GenerationTables:
+    """Templates, generations and edits (needs ``conn`` and ``transaction`` from the store)."""
+
+    def add_template(self, name: str, parser: str, text: str, hash_: str) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO templates(hash, name, parser, text, created) VALUES (?,?,?,?,?)",
+                (hash_, name, parser, text, time.time()),
+            )
+
+    def template(self, hash_: str) -> dict | None:
+        row = self.conn.execute("SELECT * FROM templates WHERE hash = ?", (hash_,)).fetchone()
+        return dict(row) if row else None
+
+    def add_generations(self, gens: Iterable[Generation]) -> list[int]:
+        """Append generations in one transaction; returns their ids."""
+        ids = []
+        now = time.time()
+        with self.transaction() as conn:
+            for g in gens:
+                cur = conn.execute(
+                    "INSERT INTO generations(task, example_id, teacher, template_hash, raw, rationale, label, "
+                    "parse_error, error, label_dist, settings, seconds, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (g.task, g.example_id, g.teacher, g.template_hash, g.raw, g.rationale, g.label, g.parse_error,
+                     g.error, dumps(g.label_dist) if g.label_dist is not None else None, dumps(g.settings),
+                     g.seconds, now),
+                )
+                g.id, g.created = cur.lastrowid, now
+                ids.append(cur.lastrowid)
+        return ids
+
+    def done_example_ids(self, task: str, teacher: str, template_hash: str, settings_key: str | None = None) -> set[str]:
+        """Examples that already have a successful (no request ``error``) generation for this teacher/template."""
+        sql = ("SELECT DISTINCT example_id FROM generations WHERE task = ? AND teacher = ? AND template_hash = ? "
+               "AND error IS NULL")
+        args: list[Any] = [task, teacher, template_hash]
+        if settings_key is not None:
+            sql += " AND json_extract(settings, '$.key') = ?"
+            args.append(settings_key)
+        return {r[0] for r in self.conn.execute(sql, args)}
+
+    def generation(self, generation_id: int) -> Generation:
+        row = self.conn.execute("SELECT * FROM generations WHERE id = ?", (generation_id,)).fetchone()
+        if row is None:
+            raise UnknownNameError("generation", str(generation_id))
+        return generation_from_row(row)
+
+    def teachers_of(self, task: str) -> list[dict]:
+        rows = self.conn.execute(
+            "SELECT teacher, template_hash, COUNT(*) AS n, SUM(parse_error IS NOT NULL) AS parse_errors, "
+            "SUM(error IS NOT NULL) AS errors, MAX(created) AS last FROM generations WHERE task = ? "
+            "GROUP BY teacher, template_hash ORDER BY last DESC", (task,)
+        ).fetchall()
+        return [dict(r) for r in rows]
+
+    def latest_generations(self, task: str, teacher: str, template_hash: str | None = None,
+                           split: str | None = None) -> list[dict]:
+        """Per example: the example joined with the teacher's latest generation and the latest edit."""
+        sql = """
+        WITH g AS (
+            SELECT * FROM generations WHERE id IN (
+                SELECT MAX(id) FROM generations WHERE task = :task AND teacher = :teacher
+                AND (:hash IS NULL OR template_hash = :hash) AND error IS NULL GROUP BY example_id)),
+        e AS (SELECT * FROM edits WHERE id IN (
+                SELECT MAX(id) FROM edits WHERE generation_id IN (SELECT id FROM g) GROUP BY generation_id))
+        SELECT x.id AS example_id, x.split, x.idx, x.input, x.label AS gold, x.fields,
+               g.id AS generation_id, g.template_hash, g.raw, g.rationale AS teacher_rationale,
+               g.label AS teacher_label, g.parse_error, g.label_dist,
+               e.status, e.rationale AS edit_rationale, e.label AS edit_label, e.id AS edit_id
+        FROM examples x JOIN g ON g.task = x.task AND g.example_id = x.id
+        LEFT JOIN e ON e.generation_id = g.id
+        WHERE x.task = :task AND (:split IS NULL OR x.split = :split)
+        ORDER BY x.split, x.idx
+        """
+        rows = self.conn.execute(sql, {"task": task, "teacher": teacher, "hash": template_hash, "split": split})
+        out = []
+        for r in rows:
+            d = dict(r)
+            d["fields"] = loads(d["fields"])
+            d["label_dist"] = loads(d["label_dist"]) if d["label_dist"] else None
+            out.append(d)
+        return out
+
+    # -- edits --------------------------------------------------------------------------------------------------
+    def add_edit(self, generation_id: int, *, status: str, rationale: str | None, label: str | None,
+                 author: str = "") -> int:
+        if status not in EDIT_STATUSES:
+            raise ValueError(f"status must be one of {EDIT_STATUSES}, not {status!r}")
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO edits(generation_id, status, rationale, label, author, created) VALUES (?,?,?,?,?,?)",
+                (generation_id, status, rationale, label, author, time.time()),
+            )
+            return cur.lastrowid
+
+    def latest_edit(self, generation_id: int) -> dict | None:
+        row = self.conn.execute(
+            "SELECT * FROM edits WHERE generation_id = ? ORDER BY id DESC LIMIT 1", (generation_id,)
+        ).fetchone()
+        return dict(row) if row else None
+
+    def edit_history(self, generation_id: int) -> list[dict]:
+        return [dict(r) for r in self.conn.execute(
+            "SELECT * FROM edits WHERE generation_id = ? ORDER BY id", (generation_id,))]

@@ -1,0 +1,71 @@
+"""Prompt templates: editable few-shot text with one placeholder, ``{input}``, replaced by the example's rendered
+input (plain replacement, so braces elsewhere in the text are safe), and the name of the parser
+(:mod:`workbench.data.parsers`) that reads the teacher's answer.
+
+>>> t = get_template("svamp")
+>>> t.parser.parse("4 - 2 - 1 is 1. The answer is (4 - 2 - 1).").label
+'(4 - 2 - 1)'
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+from importlib import resources
+
+from workbench.core.errors import ConfigError, UnknownNameError
+from workbench.data.parsers import Parser, get_parser
+
+PLACEHOLDER = "{input}"
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """Few-shot chain-of-thought prompt text with an ``{input}`` placeholder, plus its parser."""
+
+    name: str
+    text: str
+    parser_name: str
+
+    @property
+    def parser(self) -> Parser:
+        return get_parser(self.parser_name)
+
+    @property
+    def hash(self) -> str:
+        return template_hash(self.text, self.parser_name)
+
+    def render(self, input_text: str) -> str:
+        return self.text.replace(PLACEHOLDER, input_text)
+
+    def with_text(self, text: str) -> PromptTemplate:
+        """A copy with edited text; validation keeps the placeholder, so an edit cannot silently drop the input."""
+        if PLACEHOLDER not in text:
+            raise ConfigError(f"the template must contain the placeholder {PLACEHOLDER}")
+        return replace(self, text=text)
+
+
+def template_hash(text: str, parser_name: str) -> str:
+    return hashlib.sha256(f"{parser_name}\0{text}".encode()).hexdigest()[:16]
+
+
+# name → (file under workbench/prompt_templates/, parser). Tasks name their default template.
+TEMPLATES: dict[str, tuple[str, str]] = {
+    "wordproblems": ("wordproblems.txt", "equation"),
+    "quantnli": ("quantnli.txt", "class"),
+    "svamp": ("svamp.txt", "equation"),
+    "cqa": ("cqa.txt", "choice"),
+    "anli1": ("anli.txt", "class"),
+    "esnli": ("esnli.txt", "class"),
+    "generic-class": ("generic_class.txt", "class"),
+    "generic-text": ("generic_text.txt", "text"),
+    "generic-equation": ("svamp.txt", "equation"),
+}
+
+
+def get_template(name: str) -> PromptTemplate:
+    if name not in TEMPLATES:
+        raise UnknownNameError("prompt template", name, list(TEMPLATES))
+    filename, parser = TEMPLATES[name]
+    text = resources.files("workbench.data").joinpath("prompt_templates", filename).read_text(encoding="utf-8")
+    return PromptTemplate(name=name, text=text, parser_name=parser)

@@ -1,0 +1,262 @@
+"""Typed, validated configuration for training runs.
+
+:class:`TrainConfig` is the single source of truth for a run's settings: the CLI generates its ``train`` flags
+from the fields (:func:`add_config_arguments`), the UI and notebooks pass the same fields, and the resolved config
+is written to ``<run>/config.json`` so that a run can be repeated or resumed.
+
+Fields left as None (steps, batch size, learning rate, eval interval) come from the student's recipe
+(:mod:`workbench.distill.recipes`) when the run starts; the run records the resolved values.
+
+>>> cfg = TrainConfig(task="wordproblems", method="dss", student="tiny", teacher="builtin", steps=300)
+>>> TrainConfig.from_dict(cfg.to_dict()) == cfg
+True
+>>> cfg.resolved().learning_rate, cfg.resolved().steps
+(0.001, 300)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from typing import Any
+
+from workbench.core.errors import ConfigError
+from workbench.distill.methods import METHODS
+from workbench.distill.numbers import NUMBER_MODES
+from workbench.distill.recipes import RECIPE_FIELDS
+from workbench.distill.students import recipe_for
+from workbench.rationales.trainingset import LABEL_SOURCES
+
+BF16_CHOICES = ("auto", "true", "false")
+
+
+def _f(default: Any, help: str, *, cli: bool = True, choices: tuple | None = None, aliases: tuple = (),
+       **kw) -> Any:
+    """A dataclass field that carries its CLI help, choices and flag aliases in its metadata."""
+    meta = {"help": help, "cli": cli, "choices": choices, "aliases": aliases}
+    if callable(default) and not isinstance(default, (int, float, str, bool)):
+        return field(default_factory=default, metadata=meta, **kw)
+    return field(default=default, metadata=meta, **kw)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run needs. Frozen: derive variants with :func:`dataclasses.replace`.
+
+    >>> TrainConfig(task="quantnli", method="kd", student="tiny", teacher="builtin").kd_temperature
+    2.0
+    """
+
+    task: str = _f(MISSING, "task name (workbench tasks)")
+    method: str = _f("dss", "how the student learns", choices=lambda: tuple(METHODS.names()))
+    student: str = _f("tiny", "student preset (tiny, small, base, tiny-causal) or checkpoint folder / hub id")
+    teacher: str | None = _f(None, "teacher spec whose rationales/labels to learn from (None: gold labels only)")
+    label_source: str = _f("gold", "labels: gold answers, or the teacher's (a person's edits included)",
+                           choices=LABEL_SOURCES)
+    drop_parse_errors: bool = _f(True, "drop rows whose teacher answer did not parse")
+    drop_teacher_wrong: bool = _f(False, "drop rows where the teacher's label disagrees with gold")
+    only_accepted: bool = _f(False, "train only on rows a person accepted")
+    fraction: float = _f(1.0, "fraction of the training rows to use (seeded subsample), 0 < f <= 1")
+    alpha: float = _f(0.5, "dss: weight of the label loss; the rationale loss gets 1 - alpha")
+    kd_temperature: float = _f(2.0, "kd: softmax temperature for teacher and student class scores")
+    kd_mix: float = _f(0.5, "kd: weight of the KL term; the hard-label CE gets 1 - kd_mix")
+    # None: the student's recipe (workbench.distill.recipes), resolved when the run starts and recorded in it.
+    steps: int | None = _f(None, "optimizer steps (default: the student's recipe)")
+    batch_size: int | None = _f(None, "examples per step and device (default: the student's recipe)")
+    learning_rate: float | None = _f(None, "peak learning rate, AdamW (default: the student's recipe)",
+                                     aliases=("--lr",))
+    warmup: float = _f(0.05, "warm-up: a fraction of steps if < 1, else a number of steps")
+    weight_decay: float = _f(0.01, "AdamW weight decay")
+    seed: int = _f(0, "seed for subsampling, initialisation and data order")
+    eval_every: int | None = _f(None, "evaluate task accuracy on the valid split every N steps (0: never during "
+                                "training; default: the student's recipe)")
+    eval_limit: int = _f(200, "examples of the valid split used for evaluation during training")
+    save_every: int = _f(200, "save a checkpoint (with optimizer state) every N steps")
+    early_stopping_patience: int | None = _f(None, "stop after N evaluations without improvement")
+    max_input_len: int = _f(256, "truncate inputs to this many tokens")
+    max_target_len: int = _f(128, "truncate targets (labels, rationales) to this many tokens")
+    # Off by default, measured (bench/throughput.py, tiny, built-in word problems): length-grouped batches cut
+    # padding from 25% to 8% (1.19x examples/s) but left the held-out loss 25% higher after 60 steps and 43% higher
+    # after 200, because the sampler sweeps from long to short problems and each batch holds one kind of problem.
+    group_by_length: bool = _f(False, "length-grouped batches: less padding, but measured to learn worse per step")
+    # Measured (bench/number_slots.py): a from-scratch student on the built-in word problems scores 0.38 with numbers as
+    # text and 0.93 with slots after the same 1,200 steps.
+    numbers: str = _f("auto", "numbers in the student's text: slots (N0, N1, … mapped back after generation), text, "
+                      "or auto (slots for equation tasks with a preset student)", choices=NUMBER_MODES)
+    bf16: str = _f("auto", "bf16 mixed precision: auto (on GPUs that support it), true, false", choices=BF16_CHOICES)
+    report_to: str = _f("none", "experiment trackers: none, tensorboard, wandb, mlflow (comma-separated)")
+    # --run-name: under torchrun, whose own parser takes --run for an abbreviation of its --run-path
+    run: str | None = _f(None, "run name (default: task-method-student-time); an existing name is refused",
+                         aliases=("--run-name",))
+    trust_remote_code: bool = _f(False, "allow a hub checkpoint's own Python code (off unless you trust it)")
+    predict_rationales: bool = _f(True, "dss/cot: also generate rationales for the test predictions")
+    test_limit: int | None = _f(None, "score only the first N test examples (default: all)")
+
+    def __post_init__(self):
+        self._check_types()
+        self._check_choices()
+        self._check_ranges()
+        why = METHODS[self.method].needs_teacher
+        if why and self.teacher is None:
+            raise ConfigError(f"method {self.method!r} {why}; pass --teacher (e.g. builtin)")
+        if self.label_source == "teacher" and self.teacher is None:
+            raise ConfigError("--label-source teacher needs a --teacher")
+        if self.run is not None and (not self.run or any(c in self.run for c in "/\\\0")
+                                     or self.run.startswith(".") or len(self.run) > 200):
+            raise ConfigError(f"run name {self.run!r} must be a plain folder name (no '/', not hidden)")
+
+    def _check_types(self) -> None:
+        # A config also comes from JSON files and notebooks: a wrong type is a clear ConfigError, not a TypeError
+        # deep inside training. bool is not a number here, and numbers must be finite.
+        for f in fields(self):
+            value, kind = getattr(self, f.name), str(f.type)
+            if value is None and kind.endswith("| None"):
+                continue
+            base = kind.removesuffix(" | None")
+            ok = {"str": isinstance(value, str), "bool": isinstance(value, bool),
+                  "int": isinstance(value, int) and not isinstance(value, bool),
+                  "float": isinstance(value, (int, float)) and not isinstance(value, bool)
+                  and math.isfinite(value)}.get(base, True)
+            if not ok:
+                what = {"str": "text", "bool": "true or false", "int": "a whole number",
+                        "float": "a finite number"}[base]
+                raise ConfigError(f"{f.name} must be {what}, not {value!r}")
+
+    def _check_choices(self) -> None:
+        if not self.task:
+            raise ConfigError("a task is required (--task)")
+        for name in ("method", "label_source", "numbers", "bf16"):
+            choices = _choices(_field(name))
+            if getattr(self, name) not in choices:
+                raise ConfigError(f"{name} must be one of {', '.join(choices)}, not {getattr(self, name)!r}")
+
+    def _check_ranges(self) -> None:
+        checks = [
+            (0 < self.fraction <= 1, "fraction must be in (0, 1]"),
+            (0 <= self.alpha <= 1, "alpha must be in [0, 1]"),
+            (0 <= self.kd_mix <= 1, "kd_mix must be in [0, 1]"),
+            (self.kd_temperature > 0, "kd_temperature must be > 0"),
+            (self.steps is None or self.steps >= 1, "steps must be at least 1"),
+            (self.batch_size is None or self.batch_size >= 1, "batch_size must be at least 1"),
+            (self.learning_rate is None or self.learning_rate > 0, "learning_rate must be > 0"),
+            (self.warmup >= 0, "warmup must be >= 0"),
+            (self.weight_decay >= 0, "weight_decay must be >= 0"),
+            (self.eval_every is None or self.eval_every >= 0, "eval_every must be 0 or more"),
+            (self.save_every >= 1, "save_every must be at least 1"),
+            (self.eval_limit >= 1, "eval_limit must be at least 1"),
+            (self.early_stopping_patience is None or self.early_stopping_patience >= 1,
+             "early_stopping_patience must be at least 1"),
+            (self.early_stopping_patience is None or self.eval_every != 0,
+             "early stopping needs evaluations: set eval_every"),
+            (self.max_input_len >= 8 and self.max_target_len >= 4, "max_input_len >= 8 and max_target_len >= 4"),
+            (self.test_limit is None or self.test_limit >= 1, "test_limit must be at least 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+    @property
+    def warmup_steps(self) -> int:
+        return int(round(self.warmup * self.steps)) if self.warmup < 1 else int(self.warmup)
+
+    @property
+    def is_resolved(self) -> bool:
+        return all(getattr(self, name) is not None for name in RECIPE_FIELDS)
+
+    def resolved(self) -> TrainConfig:
+        """The config with every recipe field set: the student's recipe fills what was left as None."""
+        if self.is_resolved:
+            return self
+        recipe = recipe_for(self.student)
+        return replace(self, **{name: getattr(recipe, name) for name in RECIPE_FIELDS if getattr(self, name) is None})
+
+    # -- serialisation -----------------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        """Build from a dict; unknown keys are an error (a typo must not be silently ignored)."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"a training config is a mapping of settings, not {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(map(str, set(data) - known))
+        if unknown:
+            raise ConfigError(f"unknown training settings: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        if "task" not in data:
+            raise ConfigError("a task is required (task: NAME)")
+        return cls(**data)
+
+    def with_(self, **changes) -> TrainConfig:
+        """A copy with some fields changed (validated again); the original is never mutated."""
+        return replace(self, **changes)
+
+
+def _field(name: str):
+    return next(f for f in fields(TrainConfig) if f.name == name)
+
+
+def _choices(f) -> tuple | None:
+    choices = f.metadata.get("choices")
+    return choices() if callable(choices) else choices
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, *, exclude: tuple[str, ...] = ()) -> None:
+    """Add one CLI option per :class:`TrainConfig` field (types, choices and help taken from the field).
+
+    Defaults are left as ``None`` so that :func:`config_from_args` can tell which flags were given.
+    """
+    for f in fields(TrainConfig):
+        if f.name in exclude or not f.metadata.get("cli", True):
+            continue
+        default = None if f.default is MISSING else f.default
+        help_text = f"{f.metadata['help']} (default: {default})"
+        if f.type in ("bool", bool):
+            parser.add_argument(_flag(f.name), *f.metadata["aliases"], type=_parse_bool, default=None,
+                                metavar="{true,false}", help=help_text)
+            continue
+        kind = {"int": int, "float": float}.get(str(f.type).removesuffix(" | None"), str)
+        parser.add_argument(_flag(f.name), *f.metadata["aliases"], type=kind, default=None,
+                            choices=_choices(f), help=help_text)
+
+
+def config_from_args(args: argparse.Namespace, **overrides) -> TrainConfig:
+    """The config for parsed CLI arguments: given flags override the dataclass defaults."""
+    values = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
+              if getattr(args, f.name, None) is not None}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    if not values.get("task"):
+        raise ConfigError("a task is required: pass --task NAME (see `workbench tasks`)")
+    return TrainConfig.from_dict(values)
+
+
+def config_to_cli(cfg: TrainConfig) -> str:
+    """The equivalent ``workbench train`` command line (the UI shows it, copyable)."""
+    parts = ["workbench", "train"]
+    for f in fields(TrainConfig):
+        value = getattr(cfg, f.name)
+        if f.default is not MISSING and value == f.default:
+            continue
+        if value is None:
+            continue
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        parts += [_flag(f.name), text if text.replace("-", "").replace(".", "").isalnum() else json.dumps(text)]
+    return " ".join(parts)
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")

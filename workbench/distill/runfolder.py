@@ -1,0 +1,166 @@
+"""The run folder: ``<workspace>/runs/<name>/``, and :class:`RunFolder`, the only code that knows its layout.
+
+A run folder describes itself (STYLE 5)::
+
+    config.json         the resolved config, training-set fingerprint, teacher id, template hashes, student, versions
+    trainingset.jsonl   the frozen rows the run learned from
+    metrics.jsonl       one typed event a line (workbench.core.events): train steps, evaluations, checkpoints, the end
+    checkpoints/        checkpoint-N/ with optimizer and scheduler state (resume)
+    model/              the final model: a standard save_pretrained folder (safetensors and tokenizer)
+    predictions.jsonl   the test split: label (and rationale) per example, with ``correct``
+
+>>> folder = RunFolder.of(store, "wordproblems-dss-tiny-20250101-120000")    # doctest: +SKIP
+>>> folder.read_meta()["config"]["method"], folder.has_model                  # doctest: +SKIP
+('dss', True)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+from workbench.core.errors import RunError
+from workbench.core.events import Event, event_from_dict
+
+
+class RunFolder:
+    CONFIG = "config.json"
+    TRAININGSET = "trainingset.jsonl"
+    METRICS = "metrics.jsonl"
+    CHECKPOINTS = "checkpoints"
+    MODEL = "model"
+    PREDICTIONS = "predictions.jsonl"
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    @classmethod
+    def of(cls, store, name: str) -> RunFolder:
+        """The folder of run ``name`` in a workspace (it may not exist yet)."""
+        return cls(runs_root(store) / name)
+
+    @classmethod
+    def find(cls, path: str | Path) -> RunFolder | None:
+        """The run folder at ``path``, or the one whose ``model/`` folder ``path`` is; None if it is neither."""
+        path = Path(path).expanduser()
+        if (path / cls.MODEL / "config.json").is_file() and (path / cls.CONFIG).is_file():
+            return cls(path)
+        if path.name == cls.MODEL and (path.parent / cls.TRAININGSET).is_file():
+            return cls(path.parent)
+        return None
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.root)!r})"
+
+    # -- config ------------------------------------------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.root / self.CONFIG
+
+    def read_meta(self) -> dict:
+        if not self.config_path.is_file():
+            raise RunError(f"run {self.name!r} has no {self.config_path}; list runs with `workbench runs`")
+        try:
+            return json.loads(self.config_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise RunError(f"run {self.name!r}: {self.config_path} cannot be read ({err})") from err
+
+    def write_meta(self, meta: dict) -> None:
+        write_atomic(self.config_path, json.dumps(meta, indent=2, ensure_ascii=False, default=str))
+
+    # -- training rows -----------------------------------------------------------------------------------------
+    def write_rows(self, rows: list[dict]) -> None:
+        write_atomic(self.root / self.TRAININGSET, _jsonl(rows))
+
+    def read_rows(self) -> list[dict]:
+        return _read_jsonl(self.root / self.TRAININGSET)
+
+    # -- events ------------------------------------------------------------------------------------------------
+    @property
+    def metrics_path(self) -> Path:
+        return self.root / self.METRICS
+
+    def append_event(self, event: Event) -> None:
+        with self.metrics_path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(event.to_dict(), default=float) + "\n")
+
+    def read_metrics(self) -> list[dict]:
+        """The events as dicts (a line being written is skipped, not an error)."""
+        if not self.metrics_path.is_file():
+            return []
+        out = []
+        for line in self.metrics_path.read_text(encoding="utf-8").splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # the trainer is appending this very line
+        return out
+
+    def read_events(self) -> list[Event]:
+        return [event_from_dict(d) for d in self.read_metrics()]
+
+    # -- checkpoints and the final model -----------------------------------------------------------------------
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / self.CHECKPOINTS
+
+    def last_complete_checkpoint(self) -> str | None:
+        return last_complete_checkpoint(self.checkpoints)
+
+    @property
+    def model_dir(self) -> Path:
+        return self.root / self.MODEL
+
+    @property
+    def has_model(self) -> bool:
+        return (self.model_dir / "config.json").is_file()
+
+    # -- predictions -------------------------------------------------------------------------------------------
+    def write_predictions(self, rows: list[dict]) -> None:
+        write_atomic(self.root / self.PREDICTIONS, _jsonl(rows))
+
+    def read_predictions(self) -> list[dict]:
+        return _read_jsonl(self.root / self.PREDICTIONS)
+
+
+def runs_root(store) -> Path:
+    return store.workspace / "runs"
+
+
+def last_complete_checkpoint(root: Path) -> str | None:
+    """The newest ``checkpoint-N`` folder that finished writing (its ``trainer_state.json`` exists).
+
+    A process killed while saving leaves a newer folder without it; ``transformers``' ``get_last_checkpoint``
+    would pick that one and resuming would fail, so it is skipped (and left on disk, untouched)."""
+    if not root.is_dir():
+        return None
+    done = [p for p in root.iterdir() if p.name.startswith("checkpoint-") and p.name[11:].isdigit()
+            and (p / "trainer_state.json").is_file()]
+    return str(max(done, key=lambda p: int(p.name[11:]))) if done else None
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write through a temporary file and rename: a reader never sees half a file, a full disk leaves none."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def _jsonl(rows: list[dict]) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -1,0 +1,276 @@
+"""Training runs: the library entry point the CLI, the UI and notebooks call, and the ``train`` job kind.
+
+:func:`train_student` resolves the config (the student's recipe fills unset fields), builds and freezes the
+training set, claims a run folder (:class:`~workbench.distill.runfolder.RunFolder`), trains, scores the test split
+and writes the summary; :func:`resume_run` continues a stopped, killed or failed run from its last complete
+checkpoint. Progress is reported as typed events (:mod:`workbench.core.events`).
+
+>>> cfg = TrainConfig(task="wordproblems", method="dss", student="tiny", teacher="builtin", steps=600)
+>>> summary = train_student(store, cfg, progress=print)                    # doctest: +SKIP
+>>> summary["accuracy"], summary["run_dir"]                                 # doctest: +SKIP
+
+In the background: ``start_job(store, "train", cfg.to_dict())``; resume: ``start_job(store, "train", {"resume": name})``.
+Several processes: ``torchrun --nproc_per_node 2 -m workbench train --run-name NAME ...`` (only rank 0 writes files).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from workbench.core.errors import ConfigError, RunError
+from workbench.core.events import Event, Finished, RunStarted, TrainingState
+from workbench.core.jobs import JobContext
+from workbench.core.store import Store
+from workbench.data.metrics import score_predictions
+from workbench.data.tasks import Task, load_task
+from workbench.distill.config import TrainConfig
+from workbench.distill.methods import method_for_config
+from workbench.distill.numbers import resolve_numbers
+from workbench.distill.runfolder import RunFolder, runs_root
+from workbench.distill.runinfo import describe_run, vocab_texts
+from workbench.distill.students import Student, is_from_scratch, load_student, make_student
+from workbench.distill.trainer import fit, is_main_process
+from workbench.rationales.generation import ensure_answers, teacher_accuracy
+from workbench.rationales.trainingset import build_training_set
+
+ProgressFn = Callable[[Event], None]
+StopFn = Callable[[], bool]
+RESUMABLE = ("cancelled", "failed", "interrupted")
+
+
+@dataclass
+class RunSession:
+    """Everything one training process works with: the resolved config, the run's folder, task, frozen rows,
+    student and the run's description (``config.json``)."""
+
+    store: Store
+    cfg: TrainConfig
+    folder: RunFolder
+    task: Task
+    rows: list[dict]
+    student: Student
+    meta: dict
+
+    @property
+    def name(self) -> str:
+        return self.folder.name
+
+
+def train_student(store: Store, config: TrainConfig | dict, progress: ProgressFn | None = None,
+                  should_stop: StopFn | None = None) -> dict:
+    """Build the training set, train, score on the test split, write the run folder; returns the summary."""
+    cfg = (config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)).resolved()
+    task = load_task(cfg.task, store)
+    ts = build_training_set(store, task, cfg.teacher, label_source=cfg.label_source,
+                            drop_parse_errors=cfg.drop_parse_errors, drop_teacher_wrong=cfg.drop_teacher_wrong,
+                            only_accepted=cfg.only_accepted)
+    rows = subsample(ts.rows, cfg.fraction, cfg.seed)
+    # "auto" is decided once, here, and the run's config records the outcome (slots or text).
+    cfg = cfg.with_(numbers=resolve_numbers(cfg.numbers, task.answer_kind, is_from_scratch(cfg.student)))
+    method = method_for_config(cfg)
+    if method.needs_label_dist and not task.labels:
+        raise ConfigError(f"method 'kd' needs a classification task; {task.name!r} has answer kind "
+                          f"{task.answer_kind!r}. Use 'standard' or 'dss'")
+    method.check_rows(rows)
+    folder = claim_run(store, cfg)
+    if progress is not None:
+        progress(RunStarted(run=folder.name, steps=cfg.steps))
+    student = make_student(cfg.student, vocab_texts(store, task, rows, cfg.numbers),
+                           trust_remote_code=cfg.trust_remote_code, seed=cfg.seed)
+    meta = describe_run(store, cfg, folder.name, task, ts, rows, student)
+    if is_main_process():
+        folder.write_meta(meta)
+        folder.write_rows(rows)
+    session = RunSession(store, cfg, folder, task, rows, student, meta)
+    return _execute(session, progress, should_stop, resume_from=None)
+
+
+def check_resumable(store: Store, name: str) -> str:
+    """The run's status if it can be resumed; else a :class:`RunError` saying why not."""
+    status = store.run_row(name)["status"]
+    if status == "done":
+        raise RunError(f"run {name!r} already finished; start a new run to train more")
+    if status not in RESUMABLE:
+        raise RunError(f"run {name!r} is {status}; only a cancelled, failed or interrupted run can be resumed")
+    return status
+
+
+def resume_run(store: Store, name: str, progress: ProgressFn | None = None,
+               should_stop: StopFn | None = None) -> dict:
+    """Continue a stopped, killed or failed run from its last checkpoint (same step, optimizer and scheduler)."""
+    folder = RunFolder.of(store, name)
+    meta = folder.read_meta()
+    if store.run_row(name)["status"] == "done":
+        raise RunError(f"run {name!r} already finished; start a new run to train more")
+    cfg = TrainConfig.from_dict(meta["config"]).resolved()
+    rows = folder.read_rows()
+    task = load_task(cfg.task, store)
+    checkpoint = folder.last_complete_checkpoint()
+    if progress is not None:
+        progress(RunStarted(run=name, steps=cfg.steps))
+    if checkpoint is None:  # killed before the first checkpoint: start over from the same frozen rows
+        student = make_student(cfg.student, vocab_texts(store, task, rows, cfg.numbers),
+                               trust_remote_code=cfg.trust_remote_code, seed=cfg.seed)
+    else:
+        student = load_student(checkpoint, trust_remote_code=cfg.trust_remote_code)
+    return _execute(RunSession(store, cfg, folder, task, rows, student, meta), progress, should_stop, checkpoint)
+
+
+def _execute(session: RunSession, progress: ProgressFn | None, should_stop: StopFn | None,
+             resume_from: str | None) -> dict:
+    store, cfg, name = session.store, session.cfg, session.name
+    main = is_main_process()
+    index = {"task": cfg.task, "method": cfg.method, "student": cfg.student, "run_dir": str(session.folder.root)}
+    if main:
+        store.upsert_run(name, status="running", summary={"resumed_from": resume_from}, **index)
+
+    def report(event: Event) -> None:
+        if event.kind == "train":  # at each logged step: a diverged run fails now, not at the end
+            check_finite(session.student.model, cfg, getattr(event, "step", None))
+        if progress is not None:
+            progress(event)
+
+    try:
+        result = fit(session, progress=report, should_stop=should_stop, resume_from=resume_from)
+        summary = _finish(session, result)
+    except Exception as err:
+        if main:
+            store.upsert_run(name, status="failed", summary={"error": f"{type(err).__name__}: {err}"}, **index)
+        if progress is not None:
+            progress(Finished(status="failed", error=f"{type(err).__name__}: {err}"))
+        raise
+    if main:
+        store.upsert_run(name, status=summary["status"], summary=summary, **index)
+    report(Finished(status=summary["status"], steps=summary["steps"], accuracy=summary.get("accuracy")))
+    return summary
+
+
+def _finish(session: RunSession, result) -> dict:
+    """After training: save the final model, predict the test split, write predictions and the summary."""
+    from workbench.distill.predict import predict_examples
+
+    store, cfg, task, folder, meta = session.store, session.cfg, session.task, session.folder, session.meta
+    summary = {"run": session.name, "run_dir": str(folder.root), "task": cfg.task, "method": cfg.method,
+               "student": cfg.student, "steps": result.steps, "train_seconds": round(result.train_seconds, 2),
+               "s_per_step": result.s_per_step, "parameters": meta["student"]["parameters"],
+               "training_rows": meta["trainingset"]["rows_used"], "device": meta["device"]["device"],
+               "teacher": cfg.teacher, "label_source": cfg.label_source, "fraction": cfg.fraction,
+               "seed": cfg.seed, "batch_size": cfg.batch_size}
+    if result.stopped:
+        return {**summary, "status": "cancelled", "accuracy": None, "teacher_accuracy": None,
+                "note": f"stopped at step {result.steps}; resume with `workbench train --resume {session.name}`"}
+    check_finite(session.student.model, cfg, result.steps)  # never save or score a diverged model as "done"
+    if is_main_process():
+        result.trainer.save_model(str(folder.model_dir))
+    examples = store.examples(task.name, "test", cfg.test_limit)
+    with_rationale = cfg.predict_rationales and result.predictor.method.rationale_source("") is not None
+    rows, seconds = predict_examples(result.predictor, examples, task.answer_kind, rationale=with_rationale)
+    if is_main_process():
+        folder.write_predictions(rows)
+    scores = score_predictions(rows, task.answer_kind, list(task.labels) if task.labels else None)
+    teacher_acc, teacher_split = None, None
+    if cfg.teacher:  # on the same test examples the student was scored on, when the teacher answered them
+        ensure_answers(store, task.name, cfg.teacher, split="test")
+        teacher_acc = teacher_accuracy(store, task, cfg.teacher, split="test", limit=cfg.test_limit)
+        teacher_split = "test" if teacher_acc is not None else None
+    return {**summary, "status": "done", "accuracy": scores["accuracy"], "n_test": scores["n"],
+            "parse_errors": scores["parse_errors"], "teacher_accuracy": teacher_acc,
+            "teacher_accuracy_split": teacher_split, "predict_seconds": round(seconds, 3),
+            "eval_history": result.eval_history}
+
+
+# -- helpers ----------------------------------------------------------------------------------------------------
+def check_finite(model, cfg: TrainConfig, step) -> None:
+    """Raise when training diverged. The Trainer's logs hide it (it filters NaN/inf losses out of the logged
+    mean), so look at the weights: once one is NaN or infinite, nothing the run does later can recover."""
+    import torch
+
+    for pname, param in model.named_parameters():
+        if not torch.isfinite(param).all():
+            raise RunError(f"training diverged by step {step}: the loss became NaN or infinite and weights "
+                           f"({pname}) are no longer finite. Start a new run with a lower learning rate "
+                           f"(this one: {cfg.learning_rate:g})")
+
+
+def subsample(rows: list[dict], fraction: float, seed: int) -> list[dict]:
+    """A seeded subsample (in the original order), for data-efficiency experiments."""
+    if fraction >= 1:
+        return list(rows)
+    k = max(1, round(fraction * len(rows)))
+    keep = set(random.Random(seed).sample(range(len(rows)), k))
+    return [r for i, r in enumerate(rows) if i in keep]
+
+
+def claim_run(store: Store, cfg: TrainConfig) -> RunFolder:
+    """Create the run folder under a unique name; an explicit name that exists is refused, never overwritten."""
+    root = runs_root(store)
+    root.mkdir(parents=True, exist_ok=True)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if cfg.run is None and world > 1:
+        raise ConfigError("with several processes (torchrun) pass --run-name NAME so that every process agrees on it")
+    if cfg.run is not None and not is_main_process():
+        return RunFolder(root / cfg.run)  # rank 0 claims the name; the others may already see its claim
+    if cfg.run is not None:
+        known = {r["name"] for r in store.list_runs()}
+        if cfg.run in known or (root / cfg.run).exists():
+            raise RunError(f"run {cfg.run!r} already exists; pick another --run name (old runs are never "
+                           "overwritten)")
+        (root / cfg.run).mkdir()
+        return RunFolder(root / cfg.run)
+    slug = os.path.basename(cfg.student.rstrip("/")).replace(".", "-")
+    base = f"{cfg.task}-{cfg.method}-{slug}-{time.strftime('%Y%m%d-%H%M%S')}"
+    for n in range(1, 1000):
+        name = base if n == 1 else f"{base}-{n}"
+        try:
+            (root / name).mkdir()  # atomic: two runs started in the same second get different names
+        except FileExistsError:
+            continue
+        return RunFolder(root / name)
+    raise RunError(f"cannot find a free run name under {root}")
+
+
+def list_runs(store: Store, task: str | None = None) -> list[dict]:
+    return store.list_runs(task)
+
+
+def estimate_seconds(store: Store, cfg: TrainConfig) -> float | None:
+    """Seconds for the run from the median seconds per step of finished runs with the same student, method and
+    batch size in this workspace (None before the first such run)."""
+    cfg = cfg.resolved()
+    rates = [r["summary"].get("s_per_step") for r in list_runs(store)
+             if r["method"] == cfg.method and r["student"] == cfg.student
+             and isinstance(r["summary"].get("s_per_step"), (int, float))
+             and _run_batch_size(store, r) == cfg.batch_size]
+    return statistics.median(rates) * cfg.steps if rates else None
+
+
+def _run_batch_size(store: Store, row: dict) -> int | None:
+    if "batch_size" in row["summary"]:
+        return row["summary"]["batch_size"]
+    try:
+        return RunFolder.of(store, row["name"]).read_meta()["config"].get("batch_size")
+    except (RunError, KeyError):  # a run folder being written or removed: skip it
+        return None
+
+
+def read_metrics(store: Store, run: str) -> list[dict]:
+    """The run's ``metrics.jsonl`` events as dicts (a line being written is skipped, not an error)."""
+    return RunFolder.of(store, run).read_metrics() if run else []
+
+
+def train_job(store: Store, spec: dict, ctx: JobContext) -> dict:
+    """The ``train`` job kind. spec: a TrainConfig dict, or ``{"resume": RUN_NAME}``."""
+    if "resume" in spec:
+        check_resumable(store, spec["resume"])
+        ctx.state = TrainingState(run=spec["resume"])
+        ctx.log(f"resuming run {spec['resume']}")
+        return resume_run(store, spec["resume"], progress=ctx.progress, should_stop=ctx.should_stop)
+    cfg = TrainConfig.from_dict(spec).resolved()
+    ctx.state = TrainingState(steps=cfg.steps)
+    ctx.log(f"training: task={cfg.task} method={cfg.method} student={cfg.student} steps={cfg.steps}")
+    return train_student(store, cfg, progress=ctx.progress, should_stop=ctx.should_stop)

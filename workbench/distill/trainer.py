@@ -1,0 +1,320 @@
+"""A narrow HF ``Trainer`` subclass and the callbacks that make a run observable and stoppable.
+
+:class:`DistillTrainer` overrides only :meth:`~DistillTrainer.compute_loss` (the loss itself is the method's pure
+function in :mod:`workbench.distill.methods`) and :meth:`~DistillTrainer.log` (to add the per-task loss parts). Everything
+else — device placement, bf16, gradient accumulation, DDP under ``torchrun``, checkpoints with optimizer and
+scheduler state, resume — is the Trainer's (and accelerate's) own.
+
+>>> trainer = DistillTrainer(model=m, args=args, train_dataset=ds, data_collator=collator,    # doctest: +SKIP
+...                          method=get_method("dss"), causal=False)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import Trainer, TrainerCallback, TrainingArguments
+
+from workbench.core.events import (
+    Checkpoint,
+    EarlyStop,
+    Evaluation,
+    Event,
+    Note,
+    Resumed,
+    TrainBegin,
+    TrainStep,
+)
+from workbench.data.metrics import accuracy
+from workbench.distill.encoding import Collator, encoder_for, forward_logits
+from workbench.distill.methods import Method, method_for_config
+from workbench.distill.runfolder import RunFolder
+
+ProgressFn = Callable[[Event], None]
+
+
+def is_main_process() -> bool:
+    """True on the process that writes files (rank 0 under torchrun; always true otherwise)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def device_info(bf16: str = "auto") -> dict:
+    """Where training will run: CUDA when present (bf16 where the card supports it), else CPU."""
+    if torch.cuda.is_available():
+        supported = torch.cuda.is_bf16_supported()
+        use = supported if bf16 == "auto" else bf16 == "true"
+        return {"device": f"cuda ({torch.cuda.get_device_name(0)})", "bf16": bool(use), "cuda": True}
+    return {"device": f"cpu ({torch.get_num_threads()} threads)", "bf16": False, "cuda": False}
+
+
+class DistillTrainer(Trainer):
+    """``Trainer`` whose loss is a :class:`~workbench.distill.methods.Method`'s pure function over one forward pass."""
+
+    # Our loss is a per-batch mean: let the Trainer divide it by the gradient-accumulation steps.
+    loss_is_scaled_for_ga = False
+
+    def __init__(self, *args, method: Method, causal: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.method = method
+        self.causal = causal
+        self._part_sums: dict[str, float] = {}
+        self._part_count = 0
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        logits = forward_logits(model, inputs)
+        out = self.method.loss(logits, inputs, self.causal)
+        if model.training:
+            for key, value in out.parts.items():  # kept on device until a log step: no sync per step
+                self._part_sums[key] = self._part_sums.get(key, 0.0) + value
+            self._part_count += 1
+        return (out.loss, {"logits": logits}) if return_outputs else out.loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self._part_count:
+            for key, total in self._part_sums.items():
+                logs[key] = round(float(total) / self._part_count, 6)
+            self._part_sums, self._part_count = {}, 0
+        super().log(logs, start_time)
+
+
+def training_arguments(cfg, output_dir: Path, *, world_size: int = 1) -> TrainingArguments:
+    """Trainer arguments for a :class:`~workbench.distill.config.TrainConfig` (dynamic padding)."""
+    cfg = cfg.resolved()
+    dev = device_info(cfg.bf16)
+    return TrainingArguments(
+        output_dir=str(output_dir), max_steps=cfg.steps, per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate, warmup_steps=cfg.warmup_steps, weight_decay=cfg.weight_decay,
+        lr_scheduler_type="linear", seed=cfg.seed, data_seed=cfg.seed, bf16=dev["bf16"],
+        use_cpu=not dev["cuda"], dataloader_pin_memory=dev["cuda"], logging_steps=_log_every(cfg.steps),
+        save_strategy="steps", save_steps=cfg.save_every, save_total_limit=2, eval_strategy="no",
+        report_to=[] if cfg.report_to == "none" else cfg.report_to.split(","), disable_tqdm=True,
+        remove_unused_columns=False, train_sampling_strategy="group_by_length" if cfg.group_by_length else "random", length_column_name="length",
+        dataloader_num_workers=0, ddp_find_unused_parameters=False if world_size > 1 else None,
+    )
+
+
+def _log_every(steps: int) -> int:
+    # ~50 points per curve, at least every 25 steps so a short run still shows progress.
+    return max(1, min(25, steps // 50))
+
+
+class MetricsLog:
+    """Appends typed events to the run's ``metrics.jsonl`` (main process only) and hands them to a progress
+    function."""
+
+    def __init__(self, folder: RunFolder, progress: ProgressFn | None = None):
+        self.folder = folder
+        self.progress = progress
+        self.main = is_main_process()
+
+    def write(self, event: Event) -> None:
+        if self.main:
+            self.folder.append_event(event)
+            if self.progress is not None:
+                self.progress(event)
+
+
+@dataclass
+class Pace:
+    """Seconds spent training (evaluations excluded), and the recent seconds per step, for an ETA that does not
+    jump when an evaluation pauses training or the first steps warm up."""
+
+    started: float = 0.0
+    paused: float = 0.0  # seconds spent in evaluations
+    eval_seconds: float = 0.0
+    evaluations: int = 0
+    window: deque = None  # (training seconds, step) at the last few logs
+
+    def __post_init__(self):
+        self.window = deque(maxlen=6)
+
+    def training_seconds(self) -> float:
+        return time.monotonic() - self.started - self.paused
+
+    def record(self, step: int) -> float | None:
+        """Seconds per step over the last few logged steps (None until two logs)."""
+        self.window.append((self.training_seconds(), step))
+        (t0, s0), (t1, s1) = self.window[0], self.window[-1]
+        return (t1 - t0) / (s1 - s0) if s1 > s0 else None
+
+    def eta(self, step: int, steps: int, rate: float | None, eval_every: int) -> float | None:
+        if rate is None:
+            return None
+        left = max(0, steps - step)
+        evals_left = (steps // eval_every - step // eval_every + (steps % eval_every != 0)) if eval_every else 0
+        per_eval = self.eval_seconds / self.evaluations if self.evaluations else 0.0
+        return left * rate + evals_left * per_eval
+
+
+class ProgressCallback(TrainerCallback):
+    """Turns the Trainer's logs into :class:`TrainStep` events: step, loss and its parts, lr, time, ETA."""
+
+    def __init__(self, log: MetricsLog, pace: Pace, eval_every: int = 0):
+        self.log, self.pace, self.eval_every = log, pace, eval_every
+        self.first_step = 0
+
+    def on_train_begin(self, args, state, control, optimizer=None, **kwargs):
+        self.pace.started, self.first_step = time.monotonic(), state.global_step
+        self.pace.window.append((0.0, state.global_step))
+        self.log.write(TrainBegin(step=state.global_step, steps=state.max_steps,
+                                  optimizer_step=_optimizer_step(optimizer)))
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = dict(logs or {})
+        if "loss" not in logs:
+            return
+        done = state.global_step - self.first_step
+        elapsed = self.pace.training_seconds()
+        rate = self.pace.record(state.global_step)
+        eta = self.pace.eta(state.global_step, state.max_steps, rate, self.eval_every)
+        self.log.write(TrainStep(step=state.global_step, steps=state.max_steps, loss=logs["loss"],
+                                 lr=logs.get("learning_rate"),
+                                 parts={k: v for k, v in logs.items() if k.endswith("_loss") or k == "kl"},
+                                 elapsed=round(elapsed, 2), eta=None if eta is None else round(eta, 1),
+                                 s_per_step=round(elapsed / done, 4) if done else None))
+
+    def on_save(self, args, state, control, **kwargs):
+        path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        self.log.write(Checkpoint(step=state.global_step, path=str(path.name)))
+
+
+def _optimizer_step(optimizer) -> int | None:
+    """Adam's own step counter: after a resume it equals the checkpoint's step (the state was restored)."""
+    inner = getattr(optimizer, "optimizer", optimizer)  # accelerate wraps the optimizer
+    for state in getattr(inner, "state", {}).values():
+        if "step" in state:
+            return int(state["step"])
+    return 0 if inner is not None else None
+
+
+class StopCallback(TrainerCallback):
+    """Cancel: when ``should_stop()`` turns true, save a checkpoint at this step and stop cleanly."""
+
+    def __init__(self, should_stop: Callable[[], bool]):
+        self.should_stop = should_stop
+        self.stopped_at: int | None = None
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.stopped_at is None and self.should_stop():
+            self.stopped_at = state.global_step
+            control.should_save = True
+            control.should_training_stop = True
+        return control
+
+
+class EvalCallback(TrainerCallback):
+    """Task accuracy (generation + the task's metric) every ``every`` steps and at the last step; optional early
+    stopping. A cancelled run is not evaluated on its way out."""
+
+    def __init__(self, evaluate: Callable[[], tuple[float | None, int]], every: int, log: MetricsLog, pace: Pace,
+                 patience: int | None = None, cancelled: Callable[[], bool] = lambda: False):
+        self.evaluate, self.every, self.log, self.pace, self.patience = evaluate, every, log, pace, patience
+        self.cancelled = cancelled
+        self.best = -math.inf
+        self.bad_evals = 0
+        self.history: list[tuple[int, float]] = []
+
+    def on_step_end(self, args, state, control, **kwargs):
+        last = state.global_step >= state.max_steps
+        if not self.every or self.cancelled() or (state.global_step % self.every and not last):
+            return control
+        if control.should_training_stop and not last:  # stopped early for another reason (early stop)
+            return control
+        started = time.monotonic()
+        acc, n = self.evaluate()
+        seconds = time.monotonic() - started
+        self.pace.paused += seconds
+        self.pace.eval_seconds += seconds
+        self.pace.evaluations += 1
+        self.history.append((state.global_step, acc))
+        self.log.write(Evaluation(step=state.global_step, accuracy=acc, seconds=round(seconds, 2), n=n))
+        if acc is not None and acc > self.best:
+            self.best, self.bad_evals = acc, 0
+        else:
+            self.bad_evals += 1
+            if self.patience is not None and self.bad_evals >= self.patience and not last:
+                self.log.write(EarlyStop(step=state.global_step, best_accuracy=self.best))
+                control.should_save = True
+                control.should_training_stop = True
+        return control
+
+
+@dataclass
+class FitResult:
+    trainer: DistillTrainer
+    predictor: object  # predict.Predictor over the trained model
+    steps: int
+    train_seconds: float
+    s_per_step: float | None
+    stopped: bool
+    eval_history: list
+
+
+def fit(session, *, progress: ProgressFn | None = None, should_stop: Callable[[], bool] | None = None,
+        resume_from: str | None = None) -> FitResult:
+    """Encode the session's rows, train with :class:`DistillTrainer` and the callbacks; writes nothing but the
+    Trainer's own checkpoints and the run's events."""
+    import datasets
+    from transformers import PrinterCallback
+
+    from workbench.distill.predict import predict_examples, predictor_for
+
+    cfg, folder, task, student = session.cfg, session.folder, session.task, session.student
+    method = method_for_config(cfg)
+    encoder = encoder_for(student, cfg)
+    features = [encoder.encode(method, r, task.labels) for r in session.rows]
+    dataset = datasets.Dataset.from_dict({k: [f[k] for f in features] for k in features[0]})
+    collator = Collator(student.tokenizer.pad_token_id, student.is_causal,
+                        decoder_start_id=getattr(student.model.config, "decoder_start_token_id", None),
+                        class_token_ids=encoder.class_token_ids(task.labels) if method.needs_label_dist else None,
+                        pad_to_multiple_of=8 if torch.cuda.is_available() else None)
+    log = MetricsLog(folder, progress)
+    if resume_from:
+        log.write(Resumed(from_checkpoint=Path(resume_from).name))
+    predictor = predictor_for(student, cfg, session.meta["generation"])
+    pace = Pace()
+    callbacks: list[TrainerCallback] = [ProgressCallback(log, pace, cfg.eval_every)]
+    stop_cb = StopCallback(should_stop) if should_stop is not None else None
+    if stop_cb:
+        callbacks.append(stop_cb)
+    eval_cb = _eval_callback(cfg, task, predictor, log, pace, predict_examples,
+                             lambda: bool(stop_cb and stop_cb.stopped_at is not None))
+    if eval_cb:
+        callbacks.append(eval_cb)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    trainer = DistillTrainer(model=student.model, args=training_arguments(cfg, folder.checkpoints, world_size=world),
+                             train_dataset=dataset, data_collator=collator, processing_class=student.tokenizer,
+                             callbacks=callbacks, method=method, causal=student.is_causal)
+    trainer.remove_callback(PrinterCallback)  # progress goes to metrics.jsonl and the progress function
+    started = time.monotonic()
+    trainer.train(resume_from_checkpoint=resume_from)
+    seconds = time.monotonic() - started
+    first = int(Path(resume_from).name.split("-")[-1]) if resume_from else 0
+    done = trainer.state.global_step - first
+    return FitResult(trainer, predictor, trainer.state.global_step, seconds,
+                     round((seconds - pace.paused) / done, 4) if done > 0 else None,
+                     bool(stop_cb and stop_cb.stopped_at is not None), eval_cb.history if eval_cb else [])
+
+
+def _eval_callback(cfg, task, predictor, log: MetricsLog, pace: Pace, predict_examples, cancelled
+                   ) -> EvalCallback | None:
+    if not cfg.eval_every:
+        return None
+    examples = task.examples("valid", cfg.eval_limit) if task.store is not None else []
+    if not examples:
+        log.write(Note(message=f"task {task.name!r} has no valid split: no evaluation in training"))
+        return None
+
+    def evaluate() -> tuple[float | None, int]:
+        rows, _ = predict_examples(predictor, examples, task.answer_kind)
+        return accuracy([r["label"] for r in rows], [r["gold"] for r in rows], task.answer_kind,
+                        [r["parse_error"] for r in rows]), len(rows)
+
+    return EvalCallback(evaluate, cfg.eval_every, log, pace, cfg.early_stopping_patience, cancelled)

@@ -1,0 +1,233 @@
+"""Teacher generation: examples → prompts → teacher → parser → stored generations, and the ``generate`` job kind.
+
+Resumable by construction: examples that already have a successful generation from the same teacher, template
+and sampling settings are skipped, and each batch is committed in its own transaction, so a killed run loses at
+most the batch in flight. :func:`check_generation` says, before any job starts, whether a request can work at all
+(the UI and the job both call it).
+
+>>> summary = generate_rationales(store, task, get_teacher("builtin"), limit=50)   # doctest: +SKIP
+>>> summary["parsed"], summary["parse_errors"]                                     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from workbench.core.errors import ConfigError, NothingToDoError, TeacherError
+from workbench.core.events import GenerationProgress
+from workbench.core.jobs import JobContext
+from workbench.core.records import Example, Generation
+from workbench.core.store import Store
+from workbench.data.metrics import accuracy
+from workbench.data.parsers import Parsed
+from workbench.data.prompts import PromptTemplate
+from workbench.data.tasks import Task, load_task
+from workbench.rationales.teachers.base import Teacher, TeacherReply, TeacherRequest, get_teacher
+
+ProgressFn = Callable[[GenerationProgress], None]
+
+
+@dataclass
+class GenerationPlan:
+    """What a generation call would do (the dry run): which examples still need an answer."""
+
+    task: str
+    teacher: str
+    template_hash: str
+    considered: int
+    todo: list[Example]
+    prompts: list[str]
+
+    @property
+    def approx_prompt_tokens(self) -> int:
+        # ~4 characters a token for English text: a rough figure for cost estimates, not a tokenizer count.
+        return sum(len(p) for p in self.prompts) // 4
+
+    def summary(self) -> dict:
+        return {"task": self.task, "teacher": self.teacher, "template_hash": self.template_hash,
+                "considered": self.considered, "requests": len(self.todo), "skipped": self.considered - len(self.todo),
+                "approx_prompt_tokens": self.approx_prompt_tokens}
+
+
+def settings_key(teacher: Teacher) -> str:
+    return hashlib.sha256(json.dumps(teacher.settings, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def plan_generation(store: Store, task: Task, teacher: Teacher, *, split: str = "train", limit: int | None = None,
+                    template: PromptTemplate | None = None) -> GenerationPlan:
+    template = template or task.template()
+    if limit is not None and limit < 0:
+        raise ConfigError("--limit must be zero or more")
+    examples = store.examples(task.name, split, limit)
+    if not examples:
+        raise NothingToDoError(f"task {task.name!r} has no {split!r} examples; splits: {task.split_names()}")
+    done = store.done_example_ids(task.name, teacher.id, template.hash, settings_key(teacher))
+    todo = [e for e in examples if e.id not in done]
+    return GenerationPlan(task.name, teacher.id, template.hash, len(examples), todo,
+                          [template.render(e.input) for e in todo])
+
+
+def generate_rationales(store: Store, task: Task, teacher: Teacher, *, split: str = "train",
+                        limit: int | None = None, template: PromptTemplate | None = None,
+                        progress: ProgressFn | None = None, should_stop: Callable[[], bool] | None = None) -> dict:
+    """Generate and store teacher answers; returns counts and the teacher's accuracy on the considered examples."""
+    if not teacher.can_generate:
+        raise ConfigError(f"teacher {teacher.id!r} only replays stored answers; it cannot generate new ones")
+    template = template or task.template()
+    plan = plan_generation(store, task, teacher, split=split, limit=limit, template=template)
+    store.add_template(template.name, template.parser_name, template.text, template.hash)
+    parser, skey = template.parser, settings_key(teacher)
+    counts = {"generated": 0, "parsed": 0, "parse_errors": 0, "errors": 0}
+    started = time.monotonic()
+    total = len(plan.todo)
+    _report(progress, counts, 0, total, started)
+    batch = max(1, int(teacher.batch_size))
+    for start in range(0, total, batch):
+        if should_stop is not None and should_stop():
+            break
+        chunk = plan.todo[start:start + batch]
+        requests = [TeacherRequest(e, p, task.labels, task) for e, p in zip(chunk, plan.prompts[start:start + batch])]
+        replies = teacher.answer(requests)
+        if len(replies) != len(requests):
+            raise RuntimeError(f"teacher {teacher.id} returned {len(replies)} replies for {len(requests)} prompts")
+        gens = [_to_generation(task, teacher, template, skey, req.example, rep, parser.parse(rep.raw or "", task.labels))
+                for req, rep in zip(requests, replies)]
+        store.add_generations(gens)
+        for g in gens:
+            counts["generated"] += 1
+            if g.error:
+                counts["errors"] += 1
+            elif g.parse_error:
+                counts["parse_errors"] += 1
+            else:
+                counts["parsed"] += 1
+        _report(progress, counts, start + len(chunk), total, started)
+    return {**counts, "skipped": plan.considered - total, "considered": plan.considered,
+            "template_hash": template.hash, "teacher": teacher.id,
+            "teacher_accuracy": teacher_accuracy(store, task, teacher.id, template.hash, split, limit)}
+
+
+def _to_generation(task: Task, teacher: Teacher, template: PromptTemplate, skey: str, example: Example,
+                   reply: TeacherReply, parsed: Parsed) -> Generation:
+    settings = {**teacher.settings, "key": skey}
+    if reply.error:
+        return Generation(task.name, example.id, teacher.id, template.hash, reply.raw, error=reply.error,
+                          settings=settings, seconds=reply.seconds)
+    return Generation(task.name, example.id, teacher.id, template.hash, reply.raw, parsed.rationale, parsed.label,
+                      parsed.parse_error, None, reply.label_dist, settings, reply.seconds)
+
+
+def _report(progress: ProgressFn | None, counts: dict, done: int, total: int, started: float) -> None:
+    if progress is None:
+        return
+    elapsed = time.monotonic() - started
+    eta = elapsed / done * (total - done) if done else None
+    progress(GenerationProgress(done=done, total=total, elapsed=round(elapsed, 3),
+                                eta=None if eta is None else round(eta, 3), **counts))
+
+
+# -- checks before a job starts, and the job kind ----------------------------------------------------------------
+@dataclass(frozen=True)
+class GenerationRequest:
+    """A checked request to generate: what a ``generate`` job's spec holds (plain JSON)."""
+
+    task: str
+    teacher: str
+    split: str = "train"
+    limit: int | None = None
+    template_text: str | None = None  # an edited template; None: the task's own
+
+    def to_spec(self) -> dict:
+        return {"task": self.task, "teacher": self.teacher, "split": self.split, "limit": self.limit,
+                "template_text": self.template_text}
+
+
+def check_generation(store: Store, task_name: str, spec: str, *, split: str = "train", limit: int | None = None,
+                     template_text: str | None = None) -> GenerationRequest:
+    """Refuse, with the reason, a generation that cannot work: an unknown task or teacher, a teacher that only
+    replays answers or cannot read this task, a template without ``{input}``, an empty split, a bad limit."""
+    if not task_name:
+        raise ConfigError("pick a task first")
+    task = load_task(task_name, store)
+    teacher = get_teacher(spec, store=store)  # parses and checks the spec and its options; loads nothing
+    if not teacher.can_generate:
+        raise ConfigError(f"the teacher {teacher.id!r} only replays stored answers; pick a teacher that generates")
+    why = teacher.can_answer(task)
+    if why:
+        raise TeacherError(why)
+    if limit is not None and int(limit) < 1:
+        raise ConfigError("generate at least one example (limit must be 1 or more, or blank for the whole split)")
+    default = task.template()
+    edited = template_text if template_text and template_text != default.text else None
+    if edited:
+        default.with_text(edited)  # refuses a template without {input}
+    if not store.examples(task.name, split, 1):
+        raise NothingToDoError(f"task {task.name!r} has no {split!r} examples; splits: {task.split_names()}")
+    return GenerationRequest(task.name, spec, split, None if limit is None else int(limit), edited)
+
+
+def generate_job(store: Store, spec: dict, ctx: JobContext) -> dict:
+    """The ``generate`` job kind. spec: a :class:`GenerationRequest` as a dict."""
+    req = check_generation(store, spec["task"], spec["teacher"], split=spec.get("split", "train"),
+                           limit=spec.get("limit"), template_text=spec.get("template_text"))
+    task = load_task(req.task, store)
+    teacher = get_teacher(req.teacher, store=store)
+    template = task.template().with_text(req.template_text) if req.template_text else task.template()
+    ctx.state = GenerationProgress()
+    ctx.log(f"generating: task={task.name} teacher={teacher.id} limit={req.limit}")
+    try:
+        summary = generate_rationales(store, task, teacher, split=req.split, limit=req.limit, template=template,
+                                      progress=ctx.progress, should_stop=ctx.should_stop)
+    finally:
+        teacher.close()
+    ctx.log(f"done: {summary}")
+    return summary
+
+
+def answer_one(store: Store, task: Task, teacher: Teacher, text: str,
+               template: PromptTemplate | None = None) -> dict:
+    """Ask a teacher about one new input (prompt → raw text → parsed answer) without storing anything."""
+    template = template or task.template()
+    example = Example("new", "new", text, None, {})
+    reply = teacher.answer([TeacherRequest(example, template.render(text), task.labels, task)])[0]
+    if reply.error:
+        return {"label": None, "rationale": None, "raw": reply.raw, "error": reply.error, "parse_error": None}
+    parsed = template.parser.parse(reply.raw or "", task.labels)
+    return {"label": parsed.label, "rationale": parsed.rationale, "raw": reply.raw, "error": None,
+            "parse_error": parsed.parse_error}
+
+
+def teacher_accuracy(store: Store, task: Task, teacher_id: str, template_hash: str | None = None,
+                     split: str = "train", limit: int | None = None) -> float | None:
+    """Accuracy of the teacher's latest answers against gold (parse errors count as wrong); None without gold."""
+    ids = {e.id for e in store.examples(task.name, split, limit)}
+    rows = [r for r in store.latest_generations(task.name, teacher_id, template_hash, split) if r["example_id"] in ids]
+    return accuracy([r["teacher_label"] for r in rows], [r["gold"] for r in rows], task.answer_kind,
+                    [r["parse_error"] for r in rows])
+
+
+def ensure_answers(store: Store, task_name: str, spec: str, *, split: str = "test", ask_free: bool = True) -> str | None:
+    """Make sure a teacher has answered a split, when that costs nothing: a free teacher (``cost == "free"``) is
+    asked now for what it has not answered; any other teacher is never called implicitly (it may cost money or
+    time). Returns None when the answers are there, else a note saying which command fills them in."""
+    from workbench.rationales.teachers.base import teacher_class, teacher_id
+
+    if store.latest_generations(task_name, teacher_id(spec), split=split):
+        return None
+    cls = teacher_class(spec)
+    if ask_free and cls.cost == "free" and cls.can_generate:
+        task = load_task(task_name, store)
+        teacher = get_teacher(spec, store=store)
+        if teacher.can_answer(task) is None:
+            try:
+                generate_rationales(store, task, teacher, split=split)
+            finally:
+                teacher.close()
+            if store.latest_generations(task_name, teacher.id, split=split):
+                return None
+    return (f"teacher {spec!r} has not answered the {split} split; run `workbench generate --task {task_name} "
+            f"--teacher {spec} --split {split}` to fill its columns")

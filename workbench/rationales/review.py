@@ -1,0 +1,109 @@
+"""Reviewing generations: edit, accept, reject (each a new edit row, with history), and a paged, filtered view.
+
+The latest edit is the full current state of a row (status, rationale, label), so two people editing the same
+row never lose an update: the later edit wins and both stay in the history.
+
+>>> edit_generation(store, 12, rationale="4 - 2 - 1 = 1", label="4 - 2 - 1")     # doctest: +SKIP
+>>> page = browse_generations(store, task, "builtin", view="teacher wrong", page=0)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from workbench.core.errors import ConfigError
+from workbench.core.store import EDIT_STATUSES, Store
+from workbench.data.tasks import Task
+from workbench.rationales.trainingset import resolve_row
+
+VIEWS = ("all", "teacher wrong", "parse errors", "edited", "unreviewed", "accepted", "rejected")
+PAGE_SIZE = 50
+
+
+def edit_generation(store: Store, generation_id: int, *, rationale: str | None = None, label: str | None = None,
+                    status: str | None = None, author: str = "") -> dict:
+    """Record a person's change. Unset fields keep their current value; changing text marks the row accepted."""
+    if status is not None and status not in EDIT_STATUSES:
+        raise ConfigError(f"status must be one of {', '.join(EDIT_STATUSES)}")
+    gen = store.generation(generation_id)
+    with store.transaction():  # read-modify-write in one transaction: no lost update between two editors
+        current = store.latest_edit(generation_id) or {}
+        cur_rationale = current.get("rationale") if current.get("rationale") is not None else gen.rationale
+        cur_label = current.get("label") if current.get("label") is not None else gen.label
+        new_rationale = cur_rationale if rationale is None else rationale.strip()
+        new_label = cur_label if label is None else label.strip()
+        changed = rationale is not None or label is not None
+        new_status = status or ("accepted" if changed else current.get("status", "unreviewed"))
+        edit_id = store.add_edit(generation_id, status=new_status,
+                                 rationale=new_rationale if new_rationale != gen.rationale else None,
+                                 label=new_label if new_label != gen.label else None, author=author)
+    return {"edit_id": edit_id, "generation_id": generation_id, "status": new_status,
+            "rationale": new_rationale, "label": new_label}
+
+
+def set_status(store: Store, generation_ids: list[int], status: str, author: str = "") -> int:
+    """Bulk accept/reject: one transaction for the whole selection."""
+    with store.transaction():
+        for gid in generation_ids:
+            edit_generation(store, gid, status=status, author=author)
+    return len(generation_ids)
+
+
+def current_state(store: Store, generation_id: int) -> dict:
+    """A generation with its latest edit applied (the same resolution the training set uses)."""
+    gen = store.generation(generation_id)
+    latest = store.latest_edit(generation_id) or {}
+    example = store.example(gen.task, gen.example_id)
+    resolved = resolve_row({"teacher_rationale": gen.rationale, "teacher_label": gen.label,
+                            "parse_error": gen.parse_error, "edit_rationale": latest.get("rationale"),
+                            "edit_label": latest.get("label"), "status": latest.get("status")})
+    return {"id": generation_id, "raw": gen.raw or "", "input": example.input, "gold": example.label or "",
+            "rationale": resolved["rationale"] or "", "label": resolved["resolved_teacher_label"] or "",
+            "status": resolved["status"], "parse_error": gen.parse_error or ""}
+
+
+@dataclass
+class GenerationPage:
+    rows: list[dict]
+    total: int
+    page: int
+    pages: int
+    counts: dict[str, int]
+
+
+def review_rows(store: Store, task: Task, teacher: str, split: str | None = "train") -> list[dict]:
+    """Every latest generation of a teacher, resolved with its latest edit and scored against gold."""
+    rows = []
+    for raw in store.latest_generations(task.name, teacher, None, split):
+        r = resolve_row(raw)
+        r["teacher_right"] = (None if r["gold"] is None else
+                              r["resolved_parse_error"] is None and task.is_correct(r["resolved_teacher_label"], r["gold"]))
+        rows.append(r)
+    return rows
+
+
+def _in_view(r: dict, view: str) -> bool:
+    return {
+        "all": True,
+        "teacher wrong": r["teacher_right"] is False,
+        "parse errors": bool(r["parse_error"]),
+        "edited": r["edited"],
+        "unreviewed": r["status"] == "unreviewed",
+        "accepted": r["status"] == "accepted",
+        "rejected": r["status"] == "rejected",
+    }[view]
+
+
+def browse_generations(store: Store, task: Task, teacher: str, *, view: str = "all", search: str = "",
+                       page: int = 0, page_size: int = PAGE_SIZE, split: str | None = "train") -> GenerationPage:
+    if view not in VIEWS:
+        raise ConfigError(f"view must be one of {', '.join(VIEWS)}")
+    rows = review_rows(store, task, teacher, split)
+    counts = {v: sum(_in_view(r, v) for r in rows) for v in VIEWS}
+    needle = search.strip().lower()
+    selected = [r for r in rows if _in_view(r, view) and (
+        not needle or needle in (r["input"] or "").lower() or needle in (r["rationale"] or "").lower()
+        or needle in (r["example_id"] or "").lower())]
+    pages = max(1, -(-len(selected) // page_size))
+    page = min(max(0, page), pages - 1)
+    return GenerationPage(selected[page * page_size:(page + 1) * page_size], len(selected), page, pages, counts)

@@ -1,0 +1,127 @@
+"""Plotly figure builders shared by the UI and the notebooks.
+
+Each builder takes plain Python data (lists of dicts, as read from a run's ``metrics.jsonl`` or returned by
+:func:`workbench.results.compare.compare`) and returns a ``plotly.graph_objects.Figure``; none of them reads files.
+
+>>> fig = loss_curves([{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.5}])
+>>> [t.name for t in fig.data]
+['train loss']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+# Which metric keys are training losses and which are accuracies; the first present name of each group wins
+# (runs from different trainer versions spell them differently).
+LOSS_KEYS = (("loss", "train loss"), ("label_loss", "label loss"), ("rationale_loss", "rationale loss"))
+ACC_KEYS = ("accuracy", "eval_accuracy")
+TEACHER_COLOR = "#d62728"
+_LAYOUT = dict(template="plotly_white", margin=dict(l=50, r=20, t=50, b=45), height=340,
+               legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1))
+
+
+def _series(records: Iterable[dict], key: str, event: str | None = None) -> tuple[list, list]:
+    """(steps, values) of one metric; ``event`` keeps only records of that kind (records without one pass)."""
+    xs, ys = [], []
+    for r in records:
+        r = r.to_dict() if hasattr(r, "to_dict") else r  # typed events (workbench.core.events) or their dicts
+        if event is not None and r.get("event", event) != event:
+            continue
+        value = r.get(key)
+        if isinstance(value, (int, float)) and r.get("step") is not None:
+            xs.append(r["step"])
+            ys.append(value)
+    return xs, ys
+
+
+def loss_curves(records: Sequence[dict], title: str = "Training") -> go.Figure:
+    """Loss per step (label and rationale parts separately when the run logged them) and eval accuracy.
+
+    Losses are on the left axis, accuracy on the right one, so both fit one small chart.
+    """
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    for key, name in LOSS_KEYS:
+        xs, ys = _series(records, key, "train")
+        if xs:
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=name), secondary_y=False)
+    for key in ACC_KEYS:
+        xs, ys = _series(records, key, "eval")
+        if xs:
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name="eval accuracy",
+                                     line=dict(dash="dot")), secondary_y=True)
+            break
+    fig.update_layout(title=title, **_LAYOUT)
+    fig.update_xaxes(title_text="step")
+    fig.update_yaxes(title_text="loss", secondary_y=False)
+    fig.update_yaxes(title_text="accuracy", range=[0, 1], secondary_y=True)
+    return fig
+
+
+def accuracy_bars(accuracies: dict[str, float | None], teacher: float | None = None,
+                  title: str = "Accuracy on the same test examples") -> go.Figure:
+    """One bar per model (students by run name), plus the teacher's bar in its own colour."""
+    names = (["teacher"] if teacher is not None else []) + list(accuracies)
+    values = ([teacher] if teacher is not None else []) + [accuracies[n] for n in accuracies]
+    colors = ([TEACHER_COLOR] if teacher is not None else []) + ["#4c6ef5"] * len(accuracies)
+    fig = go.Figure(go.Bar(x=names, y=[v if v is not None else 0 for v in values], marker_color=colors,
+                           text=[("–" if v is None else f"{100 * v:.1f}%") for v in values], textposition="outside"))
+    fig.update_layout(title=title, yaxis=dict(title="accuracy", range=[0, 1.08]), **_LAYOUT)
+    return fig
+
+
+def size_vs_accuracy(points: Sequence[dict], teacher: float | None = None,
+                     title: str = "Model size vs accuracy") -> go.Figure:
+    """The paper's size figure. ``points``: dicts with ``method``, ``params``, ``accuracy`` (and ``run``)."""
+    return _method_lines(points, "params", 1, teacher, title, dict(title="student parameters", type="log"))
+
+
+def fraction_vs_accuracy(points: Sequence[dict], teacher: float | None = None,
+                         title: str = "Training data vs accuracy") -> go.Figure:
+    """The paper's data-efficiency figure. ``points``: dicts with ``method``, ``fraction``, ``accuracy``."""
+    return _method_lines(points, "fraction", 100, teacher, title, dict(title="% of the training set"))
+
+
+def _method_lines(points: Sequence[dict], x: str, scale: float, teacher: float | None, title: str,
+                  xaxis: dict) -> go.Figure:
+    """One line per method over ``x`` (times ``scale``), and the teacher as a dashed reference line."""
+    fig = go.Figure()
+    for method in dict.fromkeys(p["method"] for p in points):
+        pts = sorted((p for p in points if p["method"] == method), key=lambda p: p[x])
+        fig.add_trace(go.Scatter(x=[scale * p[x] for p in pts], y=[p["accuracy"] for p in pts],
+                                 mode="lines+markers", name=method, text=[p.get("run", "") for p in pts]))
+    if teacher is not None:
+        fig.add_hline(y=teacher, line_dash="dash", line_color=TEACHER_COLOR, annotation_text="teacher")
+    fig.update_layout(title=title, xaxis=xaxis, yaxis=dict(title="accuracy", range=[0, 1.05]), **_LAYOUT)
+    return fig
+
+
+def confusion_matrix(labels: Sequence[str], golds: Sequence[str | None], preds: Sequence[str | None],
+                     title: str = "Confusion matrix") -> go.Figure:
+    """Counts of (gold, predicted) over the label space; predictions outside it go to an ``other`` column."""
+    labels = list(labels)
+    cols = labels + ["other"]
+    index = {lab: i for i, lab in enumerate(labels)}
+    z = [[0] * len(cols) for _ in labels]
+    for gold, pred in zip(golds, preds):
+        if gold in index:
+            z[index[gold]][index.get(pred, len(labels))] += 1
+    if not any(row[-1] for row in z):  # hide the empty "other" column
+        cols, z = labels, [row[:-1] for row in z]
+    fig = go.Figure(go.Heatmap(z=z, x=cols, y=labels, colorscale="Blues", text=z, texttemplate="%{text}",
+                               hovertemplate="gold %{y}<br>predicted %{x}<br>%{z}<extra></extra>"))
+    fig.update_layout(title=title, xaxis=dict(title="predicted"), yaxis=dict(title="gold", autorange="reversed"),
+                      **_LAYOUT)
+    return fig
+
+
+def empty(message: str) -> go.Figure:
+    """A blank chart that says why it is blank (instead of an empty box)."""
+    fig = go.Figure()
+    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
+                       font=dict(size=14, color="#888"))
+    fig.update_layout(xaxis=dict(visible=False), yaxis=dict(visible=False), **_LAYOUT)
+    return fig

@@ -1,0 +1,66 @@
+"""Running the endpoint: :class:`ServerThread` (uvicorn in a background thread, for tests and notebooks) and
+:func:`serve` (what ``workbench serve-model`` runs)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+
+from workbench.serving.app import create_app
+from workbench.serving.faults import FaultPlan, _QuietDrops
+from workbench.serving.model import resolve_model
+
+
+class ServerThread:
+    """Run an app with uvicorn in a background thread on 127.0.0.1 (a free port unless given), for tests.
+
+    >>> with ServerThread(app) as server:           # doctest: +SKIP
+    ...     get_teacher(f"openai:tiny@{server.url}")
+    """
+
+    def __init__(self, app, host: str = "127.0.0.1", port: int = 0):
+        import uvicorn
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))  # bound here, so the port is known before the server runs
+        self.host, self.port = host, self.sock.getsockname()[1]
+        self.url = f"http://{host}:{self.port}/v1"
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", backlog=2048)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def start(self) -> ServerThread:
+        logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError(f"the test server on {self.host}:{self.port} did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+    __enter__ = start
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def serve(spec: str, *, host: str = "127.0.0.1", port: int = 8000, workspace: str | None = None,
+          latency_ms: float = 0.0, faults: FaultPlan | None = None, max_batch: int = 32,
+          options: dict | None = None, log_level: str = "info") -> None:
+    """Serve until interrupted (what ``workbench serve-model`` runs); ``options`` are HFTeacher options.
+    Loads the model before listening, so a bad checkpoint fails here rather than on the first request."""
+    import uvicorn
+
+    served = resolve_model(spec, workspace, max_batch=max_batch, **(options or {}))
+    served.teacher.loaded  # noqa: B018 - load now
+    app = create_app(served, faults=faults, latency_ms=latency_ms, max_batch=max_batch)
+    logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, backlog=2048)
