@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from workbench.errors import ConfigError, ImportDataError, WorkbenchError
-from workbench.prompts import TEMPLATES, get_template
-from workbench.store import Store
-from workbench.tasks.base import load_task
-from workbench.tasks.paper import (
+from workbench.core.errors import ConfigError, ImportDataError, WorkbenchError
+from workbench.core.store import Store
+from workbench.data.prompts import TEMPLATES, get_template
+from workbench.data.tasks import load_task
+from workbench.imports.paper import (
     NLI_LABELS,
     PAPER_DATASETS,
     RELEASED_TEACHER,
@@ -111,9 +111,9 @@ def test_reimport_is_idempotent(paper_store, paper_data):
 
 
 def test_released_teacher_replays_and_cannot_generate(paper_store):
-    from workbench.generation import generate_rationales
-    from workbench.store import Example
-    from workbench.teachers import TeacherRequest, get_teacher
+    from workbench.core.store import Example
+    from workbench.rationales.generation import generate_rationales
+    from workbench.rationales.teachers import TeacherRequest, get_teacher
 
     store, _ = paper_store
     teacher = get_teacher(RELEASED_TEACHER, store=store)
@@ -157,8 +157,10 @@ def test_anli1_synthetic_folder(tmp_path, store):
                    {"train": [ANLI_ANSWERS[:2], ANLI_ANSWERS[2:]], "test": [ANLI_ANSWERS[1:]]})
     r = import_paper(store, tmp_path, "anli1")  # the release root holding anli1/
     assert r["examples"] == {"train": 3, "valid": 1, "test": 2}
-    assert r["generations"] == 5 and r["parse_errors"] == 2
-    assert r["teacher_accuracy"] == {"train": pytest.approx(2 / 3, abs=1e-4), "test": 0.5}
+    # Released ANLI answers are read by the paper's own rule: the answer followed by an invented "Q:" example is
+    # one it leaves unparsed (its label keeps the follow-on text), so it counts as a parse error here too.
+    assert r["generations"] == 5 and r["parse_errors"] == 4
+    assert r["teacher_accuracy"] == {"train": pytest.approx(1 / 3, abs=1e-4), "test": 0.0}
     ex = store.example("anli1", "train-0")
     assert ex.input == "Premise: The mill still grinds corn.\nHypothesis: The mill closed." and ex.label == "contradiction"
     rows = {x["example_id"]: x for x in store.latest_generations("anli1", RELEASED_TEACHER, split="train")}

@@ -1,14 +1,8 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workbench.prompts import (
-    ChoiceParser,
-    ClassParser,
-    EquationParser,
-    PromptTemplate,
-    cut_follow_on,
-    template_hash,
-)
+from workbench.data.parsers import ChoiceParser, ClassParser, EquationParser, cut_follow_on
+from workbench.data.prompts import PromptTemplate, template_hash
 
 LABELS = ("entailment", "neutral", "contradiction")
 
@@ -66,3 +60,26 @@ def test_template_renders_and_hashes():
     t = PromptTemplate("t", "Q: {input}\nA:", "equation")
     assert t.render("2 + {x}") == "Q: 2 + {x}\nA:"
     assert t.hash == template_hash("Q: {input}\nA:", "equation") != t.with_text("Q:{input}").hash
+
+
+def test_the_papers_anli_rule_branch_by_branch():
+    """ANLI1DatasetLoader._parse_llm_output: split before 'Premise:', exactly one 'So the answer is', drop the
+    label's last character. The lenient class parser stays the one new teachers get."""
+    from workbench.data.parsers import PaperNLIParser, get_parser
+    from workbench.imports.paper import PAPER_DATASETS
+
+    p, labels = PaperNLIParser(), LABELS
+    ok = p.parse("He is asleep, not awake. So the answer is contradiction.\nPremise: a follow-on", labels)
+    assert (ok.rationale, ok.label, ok.parse_error) == ("He is asleep, not awake.", "contradiction", None)
+    assert p.parse("  So the answer is   neutral.  ", labels).label == "neutral"  # rstrip, then lstrip the label
+    none = p.parse("He is asleep. The answer is contradiction.", labels)
+    assert none.label is None and "0 times" in none.parse_error
+    twice = p.parse("So the answer is neutral. So the answer is entailment.", labels)
+    assert twice.label is None and "2 times" in twice.parse_error
+    after = p.parse("No marker here.\nPremise: x. So the answer is neutral.", labels)
+    assert after.label is None  # the marker after 'Premise:' is not read
+    clipped = p.parse("So the answer is neutral", labels)  # no period: the paper's code drops the 'l'
+    assert clipped.label == "neutra" and "not one of" in clipped.parse_error
+    assert get_parser("class").parse("So the answer is neutral", labels).label == "neutral"  # lenient
+    assert PAPER_DATASETS["anli1"].released_parser == "nli-paper"
+    assert PAPER_DATASETS["anli1"].template_name == "anli1"  # new teachers: the lenient class parser
