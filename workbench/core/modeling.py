@@ -1,14 +1,19 @@
 """transformers plumbing shared by students and teachers: one checkpoint loader, batch padding, parameter counts.
 
 A checkpoint is a local folder (or a hub id while online) with ``config.json``, a tokenizer and safetensors
-weights. Its family comes from the config (``is_encoder_decoder``: seq2seq, else causal). Pickled weights are never
-unpickled, and a checkpoint's own Python code runs only when ``trust_remote_code`` is asked for by name.
+weights, or a name from the pretrained catalog (:mod:`workbench.core.pretrained`, e.g. ``smollm2-135m``). Its
+family comes from the config (``is_encoder_decoder``: seq2seq, else causal). Pickled weights are never unpickled,
+and a checkpoint's own Python code runs only when ``trust_remote_code`` is asked for by name.
 
 >>> model, tokenizer, family = load_checkpoint("/models/tiny-llama", role="teacher", error=TeacherError)  # doctest: +SKIP
+>>> model, tokenizer, family = load_checkpoint("smollm2-135m", role="student", error=RunError)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import os
+
+from workbench.core import pretrained
 from workbench.core.errors import ConfigError, WorkbenchError
 
 FAMILIES = ("seq2seq", "causal")
@@ -16,7 +21,13 @@ FAMILIES = ("seq2seq", "causal")
 
 def load_checkpoint(where: str, *, role: str, error: type[WorkbenchError], dtype=None,
                     trust_remote_code: bool = False, attn_implementation: str | None = None):
-    """(model, tokenizer, family) of a checkpoint; a missing or pickled one raises ``error`` naming ``role``."""
+    """(model, tokenizer, family) of a checkpoint; a missing or pickled one raises ``error`` naming ``role``.
+
+    A catalog name loads its converted folder (converting it on first use) or its hub id, with SDPA attention; a
+    layer-subset name loads its base and keeps the subset's layers. The model's ``name_or_path`` is the catalog
+    name, so a LoRA adapter saved from it names it as its base."""
+    if where in pretrained.MODELS and not os.path.isdir(where):  # a folder of that name wins
+        return _load_pretrained(where, role=role, error=error, dtype=dtype, attn_implementation=attn_implementation)
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
     try:
@@ -38,6 +49,23 @@ def load_checkpoint(where: str, *, role: str, error: type[WorkbenchError], dtype
                     "checkpoints are read: convert a pytorch_model.bin one with "
                     "save_pretrained(..., safe_serialization=True)") from err
     ensure_special_tokens(tok, model, where)
+    return model, tok, family
+
+
+def _load_pretrained(name: str, *, role: str, error: type[WorkbenchError], dtype, attn_implementation):
+    entry = pretrained.MODELS[name]
+    ok, why = pretrained.availability(name)
+    if not ok:
+        raise error(f"cannot load {role} {name!r}: {why}")
+    if entry.base:
+        model, tok, family = _load_pretrained(entry.base, role=role, error=error, dtype=dtype,
+                                              attn_implementation=attn_implementation)
+        model = pretrained.layer_subset(model, entry.layers)
+    else:
+        attn = attn_implementation or ("sdpa" if entry.family == "causal" else None)
+        model, tok, family = load_checkpoint(pretrained.resolve(name), role=role, error=error, dtype=dtype,
+                                             attn_implementation=attn)
+    model.name_or_path = model.config._name_or_path = name
     return model, tok, family
 
 

@@ -26,7 +26,7 @@ from workbench.core.errors import ConfigError
 from workbench.distill.methods import METHODS
 from workbench.distill.numbers import NUMBER_MODES
 from workbench.distill.recipes import RECIPE_FIELDS
-from workbench.distill.students import recipe_for
+from workbench.distill.students import is_from_scratch, recipe_for
 from workbench.rationales.trainingset import LABEL_SOURCES
 
 BF16_CHOICES = ("auto", "true", "false")
@@ -85,6 +85,11 @@ class TrainConfig:
     # text and 0.93 with slots after the same 1,200 steps.
     numbers: str = _f("auto", "numbers in the student's text: slots (N0, N1, … mapped back after generation), text, "
                       "or auto (slots for equation tasks with a preset student)", choices=NUMBER_MODES)
+    # LoRA through peft (workbench.distill.lora); measured on 2 CPU cores it saves memory, not time.
+    lora_rank: int = _f(0, "LoRA rank for a pretrained student (0: full fine-tuning)")
+    lora_alpha: float | None = _f(None, "LoRA scaling alpha (default: 2 x rank)")
+    lora_targets: str = _f("auto", "modules LoRA adapts, comma-separated (auto: q/k/v/o/gate/up/down for "
+                           "Llama-family models, q/v for T5)")
     bf16: str = _f("auto", "bf16 mixed precision: auto (on GPUs that support it), true, false", choices=BF16_CHOICES)
     report_to: str = _f("none", "experiment trackers: none, tensorboard, wandb, mlflow (comma-separated)")
     # --run-name: under torchrun, whose own parser takes --run for an abbreviation of its --run-path
@@ -152,6 +157,10 @@ class TrainConfig:
              "early stopping needs evaluations: set eval_every"),
             (self.max_input_len >= 8 and self.max_target_len >= 4, "max_input_len >= 8 and max_target_len >= 4"),
             (self.test_limit is None or self.test_limit >= 1, "test_limit must be at least 1"),
+            (self.lora_rank >= 0, "lora_rank must be 0 (full fine-tuning) or more"),
+            (self.lora_alpha is None or self.lora_alpha > 0, "lora_alpha must be > 0"),
+            (not (self.lora_rank and is_from_scratch(self.student)),
+             f"LoRA adapts a pretrained model; {self.student!r} starts from random weights: use lora_rank 0"),
         ]
         for ok, message in checks:
             if not ok:

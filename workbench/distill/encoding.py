@@ -1,6 +1,6 @@
 """From training rows to tensors: the :class:`Encoder` (tokens, task prefixes, number slots), the :class:`Collator`
-(dynamic padding, every segment of a batch stacked) and :func:`forward_logits` (``dss``: one encoder pass, the
-decoder per task at its own width).
+(dynamic padding, every segment of a batch stacked) and :func:`forward_logits` (``dss``: each task at its own
+width; one encoder pass for seq2seq students).
 
 >>> enc = Encoder(tokenizer, causal=False)                       # doctest: +SKIP
 >>> feature = enc.encode(get_method("dss"), {"input": "Tom has 3 apples.", "label": "3", "rationale": "He has 3."})  # doctest: +SKIP
@@ -143,12 +143,16 @@ MODEL_KEYS = ("input_ids", "attention_mask", "decoder_input_ids")
 def forward_logits(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Logits for a collated batch. Labels are not passed, so the model does not compute a loss we discard.
 
-    For an encoder-decoder with several tasks in the batch (dss), the encoder runs ONCE over the stacked
-    sub-batches, and the decoder runs per task at that task's own target width: a short label target is not padded
-    to the rationale's length (on a CPU, where time follows FLOPs, that padding cost ~40% of a dss step). The
-    logits are assembled into one padded tensor, so the loss functions see the same layout as a single pass.
+    With several tasks in the batch (dss), each task runs at its own width: a short label target is not padded to
+    the rationale's length (on a CPU, where time follows FLOPs, that padding cost ~40% of a dss step). For an
+    encoder-decoder the encoder runs ONCE over the stacked sub-batches and the decoder per task; a decoder-only
+    model runs once per task over that task's rows, cut to their longest sequence. Rows are padded on the right,
+    so cutting pad columns changes no real position's output. The logits are assembled into one padded tensor, so
+    the loss functions see the same layout as a single pass.
     """
-    groups = _task_groups(batch) if "decoder_input_ids" in batch else []
+    groups = _task_groups(batch)
+    if "decoder_input_ids" not in batch:
+        return _causal_logits(model, batch, groups)
     # Wrapped for several processes (DDP under torchrun has no get_encoder): one forward call through the wrapper,
     # so that it syncs gradients as it expects; the decoder then runs at the widest task's width (same loss).
     if len(groups) < 2 or not hasattr(model, "get_encoder"):
@@ -162,6 +166,19 @@ def forward_logits(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         out = model(encoder_outputs=(hidden[start:stop],), attention_mask=batch["attention_mask"][start:stop],
                     decoder_input_ids=batch["decoder_input_ids"][start:stop, :width], use_cache=False)
         parts.append(F.pad(out.logits, (0, 0, 0, labels.shape[1] - width)))  # zeros where labels are ignored
+    return torch.cat(parts, dim=0)
+
+
+def _causal_logits(model, batch: dict[str, torch.Tensor], groups: list[tuple[int, int]]) -> torch.Tensor:
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    # One call through a DDP wrapper (it expects one forward per backward), at the batch's full width.
+    if len(groups) < 2 or isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        return model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+    parts = []
+    for start, stop in groups:
+        width = int(mask[start:stop].sum(dim=1).max().clamp(min=1))
+        out = model(input_ids=ids[start:stop, :width], attention_mask=mask[start:stop, :width], use_cache=False)
+        parts.append(F.pad(out.logits, (0, 0, 0, ids.shape[1] - width)))  # zeros at pad positions (ignored)
     return torch.cat(parts, dim=0)
 
 

@@ -33,8 +33,8 @@ from workbench.distill.methods import method_for_config
 from workbench.distill.numbers import resolve_numbers
 from workbench.distill.runfolder import RunFolder, runs_root
 from workbench.distill.runinfo import describe_run, vocab_texts
-from workbench.distill.students import Student, is_from_scratch, load_student, make_student
-from workbench.distill.trainer import fit, is_main_process
+from workbench.distill.students import Student, check_student, is_from_scratch, load_student, make_student
+from workbench.distill.trainer import fit, is_main_process, save_final_model
 from workbench.rationales.generation import ensure_answers, teacher_accuracy
 from workbench.rationales.trainingset import build_training_set
 
@@ -77,6 +77,7 @@ def train_student(store: Store, config: TrainConfig | dict, progress: ProgressFn
         raise ConfigError(f"method 'kd' needs a classification task; {task.name!r} has answer kind "
                           f"{task.answer_kind!r}. Use 'standard' or 'dss'")
     method.check_rows(rows)
+    check_student(cfg.student)  # a hub model offline: say so before a run folder is claimed
     folder = claim_run(store, cfg)
     if progress is not None:
         progress(RunStarted(run=folder.name, steps=cfg.steps))
@@ -166,7 +167,7 @@ def _finish(session: RunSession, result) -> dict:
                 "note": f"stopped at step {result.steps}; resume with `workbench train --resume {session.name}`"}
     check_finite(session.student.model, cfg, result.steps)  # never save or score a diverged model as "done"
     if is_main_process():
-        result.trainer.save_model(str(folder.model_dir))
+        save_final_model(result.trainer, session.student, folder.model_dir)  # LoRA adapters merged
     examples = store.examples(task.name, "test", cfg.test_limit)
     with_rationale = cfg.predict_rationales and result.predictor.method.rationale_source("") is not None
     rows, seconds = predict_examples(result.predictor, examples, task.answer_kind, rationale=with_rationale)

@@ -1,15 +1,19 @@
-"""The Student concept: presets trained from scratch (no download) and checkpoints, seq2seq or causal, in one
-registry (:data:`STUDENTS`) with the recipe each trains with.
+"""The Student concept: presets trained from scratch (no download), pretrained models from the catalog
+(:mod:`workbench.core.pretrained`: ``smollm2-135m``, its 15-layer subset, and hub models marked with what they need)
+and any checkpoint, seq2seq or causal, in one registry (:data:`STUDENTS`) with the recipe each trains with.
 
 A preset builds a model from a config sized for its purpose, with a word-level tokenizer trained on the task's
-own text (numbers stay whole tokens: copying ``12`` is one step, not two). Anything else is a checkpoint folder or
-a hub id, loaded by :func:`workbench.core.modeling.load_checkpoint` (family from its config).
+own text (numbers stay whole tokens: copying ``12`` is one step, not two). A pretrained student loads its catalog
+model with its own tokenizer. Anything else is a checkpoint folder or a hub id, loaded by
+:func:`workbench.core.modeling.load_checkpoint` (family from its config).
 
 >>> student = make_student("tiny", texts=["Tom has 12 apples.", "( 12 - 5 ) + 3"])
 >>> student.family, count_parameters(student.model) < 2_000_000
 ('seq2seq', True)
->>> recipe_for("tiny").steps, recipe_for("/my/checkpoint").learning_rate
-(1000, 0.0001)
+>>> recipe_for("tiny").steps, recipe_for("/my/checkpoint").learning_rate, recipe_for("smollm2-135m").batch_size
+(1000, 0.0001, 8)
+>>> is_from_scratch("tiny"), is_from_scratch("smollm2-135m"), STUDENTS["smollm2-135m"].family
+(True, False, 'causal')
 """
 
 from __future__ import annotations
@@ -19,11 +23,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from workbench.core.errors import RunError, UnknownNameError
+from workbench.core import pretrained
+from workbench.core.errors import ConfigError, RunError, UnknownNameError
 from workbench.core.modeling import count_parameters, load_checkpoint, pad_batch  # noqa: F401  (re-exported)
 from workbench.core.registry import Registry
+from workbench.distill.lora import is_adapter_folder, load_adapter_checkpoint
 from workbench.distill.methods import LABEL_PREFIX, RATIONALE_PREFIX
-from workbench.distill.recipes import FROM_SCRATCH, FROM_SCRATCH_BASE, PRETRAINED, Recipe
+from workbench.distill.recipes import FROM_SCRATCH, FROM_SCRATCH_BASE, PAPER_T5, PRETRAINED, Recipe
 
 SPECIAL_TOKENS = ("<pad>", "</s>", "<unk>", LABEL_PREFIX, RATIONALE_PREFIX)
 # Words (letters or digits runs, with their leading-space marker) and single punctuation marks: "(12" → "(", "12".
@@ -78,9 +84,39 @@ class Preset:
     build: Callable
     description: str
     recipe: Recipe = FROM_SCRATCH
+    from_scratch = True
+
+    def availability(self) -> tuple[bool, str]:
+        return True, "built from scratch here (no download)"
+
+    def make(self, texts: Iterable[str], *, seed: int | None = None, trust_remote_code: bool = False) -> Student:
+        import torch
+
+        tok = build_word_tokenizer(texts)
+        if seed is not None:
+            torch.manual_seed(seed)  # the initial weights are part of what a seed reproduces
+        return Student(self.build(tok), tok, self.family, self.name)
 
 
-STUDENTS: Registry[Preset] = Registry("student", group="workbench.students")
+@dataclass(frozen=True)
+class PretrainedStudent:
+    """A student that starts from a catalog model (:mod:`workbench.core.pretrained`), with its own tokenizer."""
+
+    name: str
+    family: str
+    description: str
+    recipe: Recipe = PRETRAINED
+    from_scratch = False
+
+    def availability(self) -> tuple[bool, str]:
+        return pretrained.availability(self.name)
+
+    def make(self, texts: Iterable[str] = (), *, seed: int | None = None, trust_remote_code: bool = False
+             ) -> Student:
+        return load_student(self.name)
+
+
+STUDENTS: Registry[Preset | PretrainedStudent] = Registry("student", group="workbench.students")
 PRESETS = STUDENTS  # the name the from-scratch presets have always had
 
 
@@ -130,8 +166,15 @@ def _tiny_causal(tok):
     return LlamaForCausalLM(config)
 
 
+# The catalog's models are students too; T5-family ones get the paper's settings (not measured here).
+for _name, _model in pretrained.MODELS.items():
+    STUDENTS.register(_name, PretrainedStudent(_name, _model.family, _model.description,
+                                               PAPER_T5 if _model.family == "seq2seq" else PRETRAINED))
+
+
 def is_from_scratch(spec: str) -> bool:
-    return spec in STUDENTS
+    """A preset with random weights and a tokenizer of its own (not a pretrained model or checkpoint)."""
+    return spec in STUDENTS and STUDENTS[spec].from_scratch
 
 
 def recipe_for(spec: str) -> Recipe:
@@ -139,32 +182,47 @@ def recipe_for(spec: str) -> Recipe:
     return STUDENTS[spec].recipe if spec in STUDENTS else PRETRAINED
 
 
+def check_student(spec: str) -> None:
+    """Raise now, with the reason, when ``spec`` names a student that cannot be used here (a hub model offline),
+    so that a run fails before it claims a folder, not minutes later."""
+    if spec in STUDENTS:
+        ok, why = STUDENTS[spec].availability()
+        if not ok:
+            raise ConfigError(f"student {spec!r} is not available: {why}")
+    elif not (os.path.isdir(spec) or "/" in spec):
+        raise UnknownNameError("student", spec, STUDENTS.names())
+
+
 def make_student(spec: str, texts: Iterable[str] = (), *, trust_remote_code: bool = False,
                  seed: int | None = None) -> Student:
-    """A preset (tokenizer trained on ``texts``) or a checkpoint (local folder, or hub id when online)."""
+    """A preset (tokenizer trained on ``texts``), a pretrained catalog model, or a checkpoint (local folder, or hub
+    id when online)."""
+    check_student(spec)
     if spec in STUDENTS:
-        import torch
-
-        preset = STUDENTS[spec]
-        tok = build_word_tokenizer(texts)
-        if seed is not None:
-            torch.manual_seed(seed)  # the initial weights are part of what a seed reproduces
-        return Student(preset.build(tok), tok, preset.family, spec)
-    if os.path.isdir(spec) or "/" in spec:
-        return load_student(spec, trust_remote_code=trust_remote_code)
-    raise UnknownNameError("student", spec, STUDENTS.names())
+        return STUDENTS[spec].make(texts, seed=seed, trust_remote_code=trust_remote_code)
+    return load_student(spec, trust_remote_code=trust_remote_code)
 
 
 def load_student(path: str | Path, *, trust_remote_code: bool = False) -> Student:
-    """Load a seq2seq or causal checkpoint with its tokenizer; the family comes from its config."""
+    """Load a seq2seq or causal checkpoint with its tokenizer (the family comes from its config), a catalog model,
+    or a LoRA training checkpoint (its base model with the adapters on, trainable)."""
     where = str(path)
-    model, tok, family = load_checkpoint(where, role="student", error=RunError, trust_remote_code=trust_remote_code)
+    if is_adapter_folder(where):
+        model, tok, family = load_adapter_checkpoint(where, trust_remote_code=trust_remote_code)
+    else:
+        model, tok, family = load_checkpoint(where, role="student", error=RunError,
+                                             trust_remote_code=trust_remote_code)
     return Student(model, tok, family, where)
 
 
 def list_presets() -> list[dict]:
-    return [{"name": p.name, "family": p.family, "description": p.description, "recipe": p.recipe.to_dict()}
-            for _, p in STUDENTS.items()]
+    """Every student with its family, description, recipe and whether it can be used here (and why not)."""
+    out = []
+    for _, p in STUDENTS.items():
+        ok, why = p.availability()
+        out.append({"name": p.name, "family": p.family, "description": p.description, "recipe": p.recipe.to_dict(),
+                    "from_scratch": p.from_scratch, "available": ok, "reason": why})
+    return out
 
 
 # -- generation -------------------------------------------------------------------------------------------------
@@ -186,8 +244,11 @@ def generate(student: Student, prompts: list[list[int]], *, max_new_tokens: int,
         ids, mask = pad_batch([prompts[i] for i in idx], tok.pad_token_id, left=student.is_causal)
         ids, mask = ids.to(device), mask.to(device)
         with torch.no_grad():
+            # use_cache: training switches it off in the config (packed or not, a cache is of no use there).
+            # temperature/top_p/top_k None: a pretrained checkpoint's own generation_config may ask for sampling.
             gen = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-                                 num_beams=1, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+                                 num_beams=1, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+                                 use_cache=True, temperature=None, top_p=None, top_k=None)
         if student.is_causal:
             gen = gen[:, ids.shape[1]:]  # a decoder-only model echoes its prompt
         for i, seq in zip(idx, gen.tolist()):

