@@ -1,6 +1,6 @@
 """Run every benchmark and collect their results: what ``make bench`` runs.
 
-    .venv/bin/python bench/run_all.py            # full mode (~70 min on 2 CPU cores); bench/results/summary.{json,md}
+    .venv/bin/python bench/run_all.py            # full mode (~75 min on 2 CPU cores); bench/results/summary.{json,md}
     .venv/bin/python bench/run_all.py --only throughput,first_result
     .venv/bin/python bench/run_all.py --smoke    # each script in seconds, into a temporary folder (or --out)
 
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = ("throughput", "number_slots", "data_efficiency", "first_result", "teachers", "gpu")
+SCRIPTS = ("throughput", "number_slots", "data_efficiency", "first_result", "teachers", "pretrained", "gpu")
 
 
 def has_cuda() -> bool:
