@@ -1,7 +1,9 @@
 """The whole demo in a real browser: Debian's Chromium driven by Playwright (never a downloaded browser).
 
-Walks task & teacher → 50 rationales → an edit that survives a reload → a tiny dss student → compare, and checks
-that no request leaves 127.0.0.1 and that hostile text (in a rationale and in a CSV cell) renders as text.
+Walks it as a new user first (the Train form's defaults, untouched, start a run), then task & teacher → 50
+rationales → an edit that survives a reload → a tiny dss student → compare and "ask both", and checks that no
+request leaves 127.0.0.1, that hostile text (a rationale, a CSV cell, labels that are Markdown images) renders as
+text, and that table headers keep their words whole with no column hidden behind a scroll.
 Saves a screenshot of each tab: into ``assets/`` for the README when ``WORKBENCH_SCREENSHOTS=1``, else into the
 test's temporary folder (so a test run never rewrites tracked files).
 
@@ -29,6 +31,7 @@ ASSETS = (Path(__file__).resolve().parents[1] / "assets" if os.environ.get("WORK
 SCRIPT = "<script>window.__xss = 1</script>"
 IMG = "<img src=x onerror=\"window.__xss = 2\">"
 EDITED = "EDITED by the browser test: 4 - 2 - 1 = 1"
+PIXEL_LABELS = ("![p](http://127.0.0.2:18111/p1.png)", "x` ![p](http://127.0.0.3:18111/p2.png) `y")
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -52,6 +55,11 @@ def app_url(tmp_path_factory):
                    encoding="utf-8")
     store = Store.open(root / "ws")
     import_custom(store, "hostile", csv, ColumnMapping(inputs=("question",), label="answer", kind="classes"))
+    # Labels that are Markdown images pointing at other hosts: shown in the task's facts, never fetched.
+    pixels = root / "pixels.csv"
+    pixels.write_text("question,answer\n" + "".join(f"q{i},\"{lab}\"\n" for i, lab in enumerate(PIXEL_LABELS * 3)),
+                      encoding="utf-8")
+    import_custom(store, "pixels", pixels, ColumnMapping(inputs=("question",), label="answer", kind="classes"))
     demo = launch(root / "ws", port=free_port(), prevent_thread_lock=True, quiet=True)
     try:
         yield demo.local_url.rstrip("/"), demo.workbench_store
@@ -118,8 +126,25 @@ class Page:
 
     def select_first_row(self) -> None:
         self.page.locator("#rev-table [role='gridcell']").nth(2).click()
-        self.page.wait_for_function("document.querySelector('#rev-gen-id input')?.value !== ''", timeout=20_000)
+        self.wait_text("#rev-header", "Generation", timeout=20_000)
         self.page.wait_for_timeout(500)
+
+    def fill(self, selector: str, value: str) -> None:
+        box = self.page.locator(f"{selector} input, {selector} textarea").first
+        box.fill(value)
+        box.press("Tab")
+
+    def errors(self) -> list[str]:
+        return [t for t in self.page.locator(".toast-body").all_inner_texts() if t.lower().startswith("error")]
+
+    def headers_whole(self, selector: str) -> None:
+        """Every header word on one line, none clipped, and no column hidden behind a horizontal scroll."""
+        bad = self.page.evaluate("""(sel) => [...document.querySelectorAll(sel + ' th')].map(th => {
+            const s = th.querySelector('.header') || th;
+            const words = s.innerText.trim().split(/\\s+/).length;
+            return [s.innerText, s.getClientRects().length, s.scrollWidth - s.clientWidth, words];
+        }).filter(([text, rects, over, words]) => text && (over > 2 || rects > words))""", selector)
+        assert not bad, f"headers broken or clipped in {selector}: {bad}"
 
 
 def test_the_whole_demo_in_a_browser(app_url, browser):
@@ -130,19 +155,44 @@ def test_the_whole_demo_in_a_browser(app_url, browser):
     ui = Page(browser, url)
     port_host = urlparse(url).hostname
 
+    # 0. A new user's first click: the Train form's defaults, untouched, start a run (no rationales yet: the free
+    #    teacher answers first). Cancelled at once; the bar then shows where it stopped, not a full bar.
+    ui.tab("Train")
+    assert "Cannot train" not in ui.text("#train-facts")
+    ui.page.locator("#train-start").click()
+    ui.wait_text("#train-progress", "running", timeout=60_000)
+    assert not ui.errors(), ui.errors()
+    ui.page.locator("#train-cancel").click()
+    ui.wait_text("#train-progress", "cancelled", timeout=180_000)
+    width = ui.page.evaluate("parseFloat(document.querySelector('#train-progress [role=progressbar]')"
+                             ".getAttribute('aria-valuenow'))")
+    assert width < 100
+    ui.page.locator("#train-method").get_by_text("standard", exact=True).click()  # changing Method: no error
+    ui.page.wait_for_timeout(1000)
+    assert not ui.errors(), ui.errors()
+    ui.headers_whole("#train-runs")
+    ui.tab("Task & teacher")
+
     # 1. Task & teacher: the built-in task and teacher are preselected; the prompt preview is filled in.
     assert "wordproblems" in ui.text("#task-info") and "train 2,000" in ui.text("#task-info")
     assert ui.page.locator("#teacher-spec textarea, #teacher-spec input").first.input_value() == "builtin"
     assert "{input}" not in ui.page.locator("#prompt-preview textarea").input_value()
+    ui.headers_whole("#task-examples")
     ui.shot("tab_task.png")
 
     # 2. Rationales: 50 from the built-in teacher, as a background job with live counts.
     ui.tab("Rationales")
-    assert ui.page.locator("#gen-n input").input_value() == "50"
+    assert ui.page.locator("#gen-n textarea, #gen-n input").first.input_value() == ""  # free: the whole split
+    # The first run's job had the free teacher answer the train split; the test split is still to do.
+    ui.page.locator("#gen-split input").fill("test")
+    ui.page.get_by_role("option", name="test").click()
+    ui.wait_text("#gen-plan", "300 test examples")
+    ui.fill("#gen-n", "50")
+    ui.wait_text("#gen-plan", "Will ask 50")
     ui.page.locator("#gen-start").click()
     ui.wait_text("#gen-progress", " done ·", timeout=120_000)
-    assert "parsed" in ui.text("#gen-progress") and "teacher accuracy" in ui.text("#gen-progress")
-    ui.wait_text("#rev-where", "50 rows in this view")
+    assert "parsed" in ui.text("#gen-progress") and "teacher accuracy (test)" in ui.text("#gen-progress")
+    ui.wait_text("#rev-where", "2,000 rows in this view")
 
     # A hostile rationale (written through the library, as a teacher could) renders as text.
     task = load_task("wordproblems", store)
@@ -169,18 +219,28 @@ def test_the_whole_demo_in_a_browser(app_url, browser):
     ui.select_first_row()
     assert ui.page.locator("#rev-rationale textarea").input_value() == EDITED
     ui.search("")
+    ui.headers_whole("#rev-table")
+    # A bulk action says how many rows it would change before it changes any.
+    ui.page.locator("#rev-view").get_by_text("teacher wrong", exact=True).click()
+    ui.page.wait_for_timeout(1500)
+    ui.page.locator("#rev-bulk-reject").click()
+    ui.wait_text("#rev-confirm-text", "rows of the view")
+    ui.page.get_by_role("button", name="No", exact=True).click()
+    ui.page.locator("#rev-view").get_by_text("all", exact=True).click()
+    ui.page.wait_for_timeout(1500)
     ui.shot("tab_rationales.png")
 
     # 3. Train: a tiny dss student, a few steps; the loss curve appears while it runs, then the run finishes.
     ui.tab("Train")
     # WORKBENCH_SCREENSHOT_STEPS trains longer when the run is for the README's screenshots.
     steps = os.environ.get("WORKBENCH_SCREENSHOT_STEPS", "16")
+    ui.page.locator("#train-method").get_by_text("dss", exact=True).click()
     for sel, value in (("#train-steps", steps), ("#train-eval-every", str(max(1, int(steps) // 2))),
                        ("#train-test-limit", "20" if steps == "16" else "")):
-        ui.page.locator(f"{sel} input").fill(value)
-        ui.page.locator(f"{sel} input").press("Tab")
+        ui.fill(sel, value)
     ui.wait_text("#train-cli", f"--steps {steps}")
     assert "dss" in ui.page.locator("#train-method").inner_text()
+    ui.wait_text("#train-facts", "Training set")
     assert "Device" in ui.text("#train-facts")
     ui.page.locator("#train-start").click()
     ui.page.locator("#train-curves .js-plotly-plot").wait_for(timeout=240_000)
@@ -191,10 +251,19 @@ def test_the_whole_demo_in_a_browser(app_url, browser):
     # 4. Compare: teacher and student columns side by side for the new run.
     ui.tab("Compare")
     ui.page.locator("#cmp-go").click()
-    ui.wait_text("#cmp-summary", "student wins", timeout=120_000)
+    ui.wait_text("#cmp-summary", "student right, teacher wrong", timeout=120_000)
     headers = ui.text("#cmp-table")
     assert "teacher label" in headers and "student label" in headers
     assert ui.page.locator("#cmp-table [role='gridcell']").count() > 0
+    ui.headers_whole("#cmp-table")
+    # Ask both: the built-in teacher reads the seed's example; the student answers (or says why it cannot).
+    ui.page.locator("#cmp-question textarea, #cmp-question input").first.fill(
+        "Anne has 4 apples and gives Peter 2 and Thomas 1. How many are left?")
+    ui.page.locator("#cmp-ask").click()
+    ui.page.wait_for_function("(document.querySelector('#cmp-t-note textarea')?.value || '') !== ''", timeout=60_000)
+    assert "could not answer" not in ui.page.locator("#cmp-t-note textarea").input_value()
+    assert ui.page.locator("#cmp-s-note textarea").input_value() in ("answered",) or \
+        ui.page.locator("#cmp-s-note textarea").input_value().startswith("parse error")
     ui.shot("tab_compare.png")
     ui.tab("About")
     ui.shot("tab_about.png")
@@ -209,6 +278,15 @@ def test_the_whole_demo_in_a_browser(app_url, browser):
     ui.page.wait_for_timeout(1000)
     assert "<img src=x onerror=" in ui.page.locator("#prompt-preview textarea").input_value() + ui.text("body")
     ui.no_script_ran()
+
+    # Labels that are Markdown images show as text in the task's facts: nothing is fetched from their hosts.
+    picker.click()
+    picker.fill("pixels")
+    ui.page.get_by_role("option", name="pixels").click()
+    ui.wait_text("#task-info", "pixels")
+    ui.page.wait_for_timeout(1500)
+    assert "![p](http://127.0.0.2:18111/p1.png)" in ui.text("#task-info")
+    assert ui.page.locator("#task-info img").count() == 0
 
     # Offline: every request went to the app itself.
     assert ui.hosts == {port_host}, f"requests left 127.0.0.1: {sorted(ui.hosts - {port_host})}"

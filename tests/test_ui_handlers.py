@@ -6,6 +6,7 @@ inputs include a selection are called directly (they are plain functions).
 
 from __future__ import annotations
 
+import html
 import json
 import socket
 from pathlib import Path
@@ -48,7 +49,7 @@ def test_first_start_materialises_the_demo_task(served):
 
 def test_select_task_shows_size_labels_examples_and_prompt(served):
     _, client, _ = served
-    info, examples, template, prompt = client.predict("wordproblems", api_name="/select_task")
+    info, examples, template, prompt, *_ = client.predict("wordproblems", "builtin", api_name="/select_task")
     assert "wordproblems" in info and "train 2,000" in info and "equation" in info
     assert len(examples["data"]) == 8 and examples["headers"] == ["id", "split", "input", "gold label"]
     assert "{input}" in template
@@ -68,7 +69,7 @@ def test_generate_edit_status_and_export_roundtrip(served):
 
     _, client, store = served
     template = load_task("wordproblems", store).template().text
-    job_id, _ = client.predict("wordproblems", "builtin", template, 30, "train", api_name="/generate")
+    job_id, _ = client.predict("wordproblems", "builtin", template, "30", "train", api_name="/generate")
     assert wait_job(store, job_id, timeout=120)["status"] == "done"
     task = load_task("wordproblems", store)
     page = browse_generations(store, task, "builtin")
@@ -79,7 +80,7 @@ def test_generate_edit_status_and_export_roundtrip(served):
     state = current_state(store, gid)
     client.predict(gid, state["rationale"], state["label"], api_name="/edit")
     assert store.edit_history(gid) == []
-    status, history, saved = client.predict(gid, "4 - 2 - 1 = 1", "4 - 2 - 1", api_name="/edit")
+    status, history, saved, _header = client.predict(gid, "4 - 2 - 1 = 1", "4 - 2 - 1", api_name="/edit")
     assert status == "accepted" and saved.startswith("Saved")
     assert len(history["data"]) == 1
     assert current_state(store, gid)["rationale"] == "4 - 2 - 1 = 1"
@@ -87,7 +88,7 @@ def test_generate_edit_status_and_export_roundtrip(served):
     assert store.latest_edit(gid)["status"] == "rejected"
     assert store.latest_edit(gid)["rationale"] == "4 - 2 - 1 = 1"  # a status change keeps the edited text
 
-    exported = client.predict("wordproblems", "builtin", "JSONL", api_name="/export")
+    exported = client.predict("wordproblems", "builtin", "JSONL", "gold", api_name="/export")
     exported = exported["value"] if isinstance(exported, dict) else exported  # an update: the file, made visible
     rows = [json.loads(line) for line in Path(exported).read_text(encoding="utf-8").splitlines()]
     assert len(rows) == page.counts["all"] - 1 - page.counts["parse errors"]  # rejected + parse errors dropped
@@ -100,18 +101,19 @@ def test_bulk_status_marks_every_row_of_the_view(served):
     _, _, store = served
     task = load_task("wordproblems", store)
     wrong = browse_generations(store, task, "builtin", view="teacher wrong", page_size=10**6).rows
-    rationales.on_bulk(store, "rejected", "wordproblems", "builtin", "teacher wrong", "")
+    rationales.on_bulk_ask(store, "rejected", "wordproblems", "builtin", "teacher wrong", "")
+    rationales.on_bulk_confirm(store, "rejected", "wordproblems", "builtin", "teacher wrong", "")
     assert all(store.latest_edit(r["generation_id"])["status"] == "rejected" for r in wrong)
 
 
 def test_user_mistakes_are_clear_errors(served):
     _, client, _ = served
     with pytest.raises(AppError, match="unknown teacher 'nope'"):
-        client.predict("wordproblems", "nope", "Q: {input}", 5, "train", api_name="/generate")
+        client.predict("wordproblems", "nope", "Q: {input}", "5", "train", api_name="/generate")
     with pytest.raises(AppError, match="placeholder"):
-        client.predict("wordproblems", "builtin", "no input here", 5, "train", api_name="/generate")
-    with pytest.raises(AppError, match="only replays stored answers"):
-        client.predict("wordproblems", "released:palm-540b", "Q: {input}", 5, "train", api_name="/generate")
+        client.predict("wordproblems", "builtin", "no input here", "5", "train", api_name="/generate")
+    with pytest.raises(AppError, match="only replays stored answers|no stored answers"):
+        client.predict("wordproblems", "released:palm-540b", "Q: {input}", "5", "train", api_name="/generate")
 
 
 def test_custom_csv_import_with_column_mapping(served, tmp_path):
@@ -124,7 +126,7 @@ def test_custom_csv_import_with_column_mapping(served, tmp_path):
                     "Is two more than one?,yes,2 > 1\nIs one more than two?,no,1 < 2\n", encoding="utf-8")
     report, _ = client.predict(handle_file(str(path)), "mine", ["question"], "answer", "why", "(none)", "(none)",
                                "classes", "", api_name="/import_custom")
-    assert "Imported `mine`" in report and "<img" not in report
+    assert "Imported" in report and "mine" in report and "<img" not in report
     task = load_task("mine", store)
     assert task.answer_kind == "classes" and set(task.labels) == {"yes", "no"}
     inputs = {e.input for e in task.examples()}
@@ -138,14 +140,14 @@ def test_train_form_shows_cli_command_and_device(served):
     from workbench.ui import train
 
     _, _, store = served
-    cli, facts = train.on_form(store, "wordproblems", "builtin", "tiny", "dss", "auto", 0.3, 1.0, 40, 16, 0.002, 1, 20,
-                               50, "")
+    cli, facts = train.on_form(store, "wordproblems", "builtin", "tiny", "dss", "gold", "auto", 0.3, 1.0, 40, 16,
+                               0.002, 1, 20, "50", 0, "")
     assert cli.startswith(f"workbench --workspace {store.workspace} train") and "--alpha 0.3" in cli
     assert "--steps 40" in cli and "--teacher builtin" in cli
     assert "Device" in facts and ("cpu" in facts or "cuda" in facts)
-    cli, facts = train.on_form(store, "wordproblems", "builtin", "tiny", "dss", "auto", 2.0, 1.0, 40, 16, 0.002, 1, 20,
-                               50, "")
-    assert "alpha must be in [0, 1]" in facts
+    cli, facts = train.on_form(store, "wordproblems", "builtin", "tiny", "dss", "gold", "auto", 2.0, 1.0, 40, 16,
+                               0.002, 1, 20, "50", 0, "")
+    assert "alpha must be in [0, 1]" in html.unescape(facts)  # shown as text: Markdown characters are entities
 
 
 def test_launcher_guards():
@@ -187,6 +189,6 @@ def test_plots_build_the_paper_figures():
     cm = plots.confusion_matrix(["a", "b"], ["a", "a", "b"], ["a", "b", "zzz"])
     assert cm.data[0].z == ((1, 1, 0), (0, 0, 1)) or [list(r) for r in cm.data[0].z] == [[1, 1, 0], [0, 0, 1]]
     bars = plots.accuracy_bars({"run-1": 0.4}, teacher=0.8)
-    assert list(bars.data[0].x) == ["teacher", "run-1"]
+    assert [x for trace in bars.data for x in trace.x] == ["teacher", "run-1"]
     size = plots.size_vs_accuracy([{"method": "dss", "params": 1e6, "accuracy": 0.5}], teacher=0.8)
     assert size.layout.shapes[0].y0 == 0.8

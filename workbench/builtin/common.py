@@ -38,6 +38,10 @@ class BuiltinTask(Task):
         fields = example.fields if isinstance(example.fields, dict) else {}
         return bool(self.required_fields) and all(k in fields for k in self.required_fields)
 
+    def read_input(self, text: str) -> dict | None:
+        """The fields of a new input typed by a person (None: the offline teacher cannot read it)."""
+        return None
+
     def injected_error(self, example: Example, teacher) -> str | None:
         """The mistake ``teacher`` makes on ``example`` (None: it answers right)."""
         raise NotImplementedError

@@ -15,6 +15,7 @@ import random
 from collections.abc import Iterator
 
 from workbench.builtin.common import NAMES, OBJECTS, BuiltinTask, generate, sizes, truncate
+from workbench.builtin.reading import read_nli
 from workbench.core.records import Example
 from workbench.data.tasks import NLI_LABELS
 from workbench.rationales.teachers.base import TeacherReply
@@ -146,6 +147,11 @@ class QuantNLITask(BuiltinTask):
 
     def write_answer(self, example: Example, teacher) -> TeacherReply:
         return _write(self, teacher, example)
+
+    def read_input(self, text: str) -> dict | None:
+        fields = read_nli(text)
+        return None if fields is None else {**fields, "difficulty": round(nli_difficulty(fields["facts"],
+                                                                                          fields["hypothesis"]), 3)}
 
 
 def quantnli(n_train=1500, n_valid=150, n_test=300, seed=0) -> QuantNLITask:

@@ -12,6 +12,9 @@ example id, never ``hash()``), so the same spec gives the same answers in every 
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import replace
+
 from workbench.builtin.common import BuiltinTask, uniform
 from workbench.core.records import Example
 from workbench.data.tasks import TASKS
@@ -42,8 +45,15 @@ class BuiltinTeacher(Teacher):
     def answer(self, requests: list[TeacherRequest]) -> list[TeacherReply]:
         replies = []
         for r in requests:
-            writer = self.writer_for(r.example, r.task)
-            replies.append(writer.write_answer(r.example, self) if writer else TeacherReply(None, error=UNKNOWN_TASK))
+            example, writer = r.example, self.writer_for(r.example, r.task)
+            if writer is None and isinstance(r.task, BuiltinTask):  # a new input: read it as the task's own text
+                fields = r.task.read_input(example.input)
+                if fields is None:
+                    replies.append(TeacherReply(f"I cannot follow this {r.task.name} input; I will not guess."))
+                    continue
+                digest = hashlib.sha256(example.input.encode("utf-8", "replace")).hexdigest()[:12]
+                example, writer = replace(example, id=f"read-{digest}", fields=fields), r.task
+            replies.append(writer.write_answer(example, self) if writer else TeacherReply(None, error=UNKNOWN_TASK))
         return replies
 
     def dice(self, example: Example, purpose: str) -> float:

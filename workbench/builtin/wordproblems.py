@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from workbench.builtin.common import NAMES, OBJECTS, SHE, BuiltinTask, fmt, generate, sizes, truncate
+from workbench.builtin.reading import read_word_problem
 from workbench.core.errors import ConfigError
 from workbench.core.records import Example
 from workbench.data.metrics import EquationError, evaluate_equation
@@ -182,6 +183,16 @@ class WordProblemsTask(BuiltinTask):
 
     def write_answer(self, example: Example, teacher) -> TeacherReply:
         return _write(self, teacher, example)
+
+    def read_input(self, text: str) -> dict | None:
+        fields = read_word_problem(text)
+        if fields is None:
+            return None
+        try:
+            answer = run_steps(fields["used"], fields["operations"])[-1]
+        except EquationError:  # a division by zero in the story as read
+            return None
+        return {**fields, "equation": equation_of(fields["used"], fields["operations"]), "answer": answer}
 
 
 def _levels(levels) -> list[int]:

@@ -39,6 +39,10 @@ class Event:
     def to_dict(self) -> dict:
         return {"event": self.kind, **{k: v for k, v in asdict(self).items() if v is not None}}
 
+    def line(self) -> str | None:
+        """One line for a log or a terminal (None: not worth a line)."""
+        return None
+
 
 @_event
 @dataclass(frozen=True)
@@ -48,6 +52,9 @@ class RunStarted(Event):
     kind: ClassVar[str] = "run_started"
     run: str = ""
     steps: int = 0
+
+    def line(self) -> str:
+        return f"run {self.run}: {self.steps} steps"
 
 
 @_event
@@ -79,6 +86,12 @@ class TrainStep(Event):
         d.update(d.pop("parts", {}))  # flat, as metrics.jsonl has always been: label_loss next to loss
         return d
 
+    def line(self) -> str:
+        values = {"loss": self.loss, **self.parts}
+        parts = " ".join(f"{k} {v:.4f}" for k, v in values.items() if isinstance(v, float))
+        eta = f" · ETA {self.eta:.0f} s" if self.eta is not None else ""
+        return f"step {self.step}/{self.steps} · {parts}{eta}"
+
 
 @_event
 @dataclass(frozen=True)
@@ -91,6 +104,10 @@ class Evaluation(Event):
     seconds: float | None = None
     n: int | None = None
 
+    def line(self) -> str:
+        acc = "n/a" if self.accuracy is None else f"{self.accuracy:.3f}"
+        return f"step {self.step}: valid accuracy {acc} on {self.n} examples ({self.seconds} s)"
+
 
 @_event
 @dataclass(frozen=True)
@@ -98,6 +115,9 @@ class Checkpoint(Event):
     kind: ClassVar[str] = "checkpoint"
     step: int = 0
     path: str = ""
+
+    def line(self) -> str:
+        return f"step {self.step}: checkpoint saved ({self.path})"
 
 
 @_event
@@ -121,6 +141,9 @@ class Note(Event):
     kind: ClassVar[str] = "note"
     message: str = ""
 
+    def line(self) -> str:
+        return self.message
+
 
 @_event
 @dataclass(frozen=True)
@@ -132,6 +155,10 @@ class Finished(Event):
     steps: int | None = None
     accuracy: float | None = None
     error: str | None = None
+
+    def line(self) -> str:
+        acc = "" if self.accuracy is None else f", test accuracy {self.accuracy:.3f}"
+        return f"{self.status} after {self.steps} steps{acc}" + (f": {self.error}" if self.error else "")
 
 
 @_event

@@ -24,6 +24,7 @@ MAX_SLOTS = 16
 # A number not glued to a word or another number: "12", "3.5", "1,000"; not the "2" of "N2" or "x2".
 _NUMBER = re.compile(r"(?<![\w.,])\d{1,3}(?:,\d{3})+(?![\w,]|\.\d)|(?<![\w.,])\d+(?:\.\d+)?(?![\w]|[.,]\d)")
 _SLOT = re.compile(r"\bN(\d+)\b")
+SLOT_WORD = _SLOT  # a slot word left in a decoded answer: the student used a quantity the input lacks
 
 
 def _value(text: str) -> float:

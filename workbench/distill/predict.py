@@ -17,10 +17,11 @@ from pathlib import Path
 from workbench.core.errors import RunError
 from workbench.core.records import Example
 from workbench.core.store import Store
-from workbench.data.metrics import is_correct
+from workbench.data.metrics import EquationError, evaluate_equation, is_correct
 from workbench.distill.config import TrainConfig
 from workbench.distill.encoding import Encoder, encoder_for
 from workbench.distill.methods import Method, method_for_config
+from workbench.distill.numbers import SLOT_WORD
 from workbench.distill.runfolder import RunFolder
 from workbench.distill.students import Student, generate, load_student
 
@@ -34,6 +35,8 @@ class Predictor:
     encoder: Encoder
     label_tokens: int = 24
     rationale_tokens: int = 128
+    answer_kind: str | None = None  # the task's: an answer that cannot be one is a parse error, shown as such
+    labels: tuple[str, ...] | None = None
 
     def predict(self, texts: list[str], *, rationale: bool = False, batch_size: int = 64) -> list[dict]:
         """Per text: ``label``, ``rationale`` (dss via its ``[rationale]`` prefix, cot from its one generation)."""
@@ -45,7 +48,9 @@ class Predictor:
         rows = []
         for text, slot in zip(outs, slots):
             label, why, parse_error = self.method.parse(text)
-            rows.append({"label": slot.decode(label), "rationale": slot.decode(why), "parse_error": parse_error})
+            label = slot.decode(label)
+            rows.append({"label": label, "rationale": slot.decode(why),
+                         "parse_error": parse_error or answer_problem(label, self.answer_kind, self.labels)})
         if rationale and self.method.rationale_source("") is not None:
             r_prompts = [self.encoder.source_ids(self.method.rationale_source(t)) for t in texts]
             outs = generate(self.student, r_prompts, max_new_tokens=self.rationale_tokens, batch_size=batch_size)
@@ -82,7 +87,8 @@ def load_run(store: Store, name: str) -> LoadedRun:
     cfg = TrainConfig.from_dict(meta["config"])
     # Our own saved folder: no remote code is ever needed, whatever the run was trained from.
     student = load_student(folder.model_dir, trust_remote_code=False)
-    return LoadedRun(name, folder.root, meta, cfg, predictor_for(student, cfg, meta.get("generation", {})))
+    return LoadedRun(name, folder.root, meta, cfg, predictor_for(student, cfg, meta.get("generation", {}),
+                                                                 meta.get("task")))
 
 
 class RunCache:
@@ -105,10 +111,37 @@ class RunCache:
             return self._runs[key]
 
 
-def predictor_for(student: Student, cfg: TrainConfig, generation: dict) -> Predictor:
+def predictor_for(student: Student, cfg: TrainConfig, generation: dict, task: dict | None = None) -> Predictor:
+    """The run's predictor; ``task`` (a run's ``meta["task"]``) lets it call an answer of the wrong shape what it is."""
     encoder = encoder_for(student, cfg)
+    task = task or {}
     return Predictor(student, method_for_config(cfg), encoder, int(generation.get("label_tokens", 24)),
-                     int(generation.get("rationale_tokens", cfg.max_target_len)))
+                     int(generation.get("rationale_tokens", cfg.max_target_len)), task.get("answer_kind"),
+                     tuple(task["labels"]) if task.get("labels") else None)
+
+
+def answer_problem(label: str | None, answer_kind: str | None, labels: tuple[str, ...] | None) -> str | None:
+    """Why a student's answer cannot be an answer of this task (None: it can). A number slot left over means the
+    student wrote a quantity its input does not have; an equation must evaluate; a class must be one of the labels.
+
+    >>> answer_problem("4 - N7", "equation", None)
+    'the student wrote the number slot N7, which this input does not have'
+    >>> answer_problem("( 4 - 1", "equation", None)
+    "label '( 4 - 1' is not arithmetic: not an arithmetic expression: '( 4 - 1'"
+    """
+    if not label or not label.strip():
+        return "empty answer"
+    leftover = SLOT_WORD.search(label)
+    if leftover:
+        return f"the student wrote the number slot {leftover.group()}, which this input does not have"
+    if answer_kind == "equation":
+        try:
+            evaluate_equation(label)
+        except EquationError as err:
+            return f"label {label[:60]!r} is not arithmetic: {err}"
+    if answer_kind == "classes" and labels and label.strip() not in labels:
+        return f"label {label[:60]!r} is not one of {', '.join(labels)}"
+    return None
 
 
 def predict_examples(predictor: Predictor, examples: list[Example], answer_kind: str, *,

@@ -18,10 +18,11 @@ import time
 
 from workbench.core.errors import RunError
 from workbench.core.store import Store
-from workbench.data.metrics import METRICS, accuracy
+from workbench.data.metrics import METRICS, accuracy, check_steps
 from workbench.distill.predict import load_run
 from workbench.distill.runfolder import RunFolder
 from workbench.rationales.generation import ensure_answers
+from workbench.rationales.suggest import suggest_teacher
 
 # Example-by-example views: name → which rows of a comparison it keeps.
 FILTERS = {
@@ -30,6 +31,8 @@ FILTERS = {
     "teacher right, student wrong": lambda r: bool(r["teacher_correct"]) and not r["student_correct"],
     "they disagree": lambda r: r["agree"] is False,
     "both wrong": lambda r: (not r["student_correct"]) and r["teacher_correct"] is False,
+    "student steps wrong": lambda r: r.get("student_steps_ok") is False,
+    "teacher steps wrong": lambda r: r.get("teacher_steps_ok") is False,
 }
 
 
@@ -41,11 +44,16 @@ def filter_rows(rows: list[dict], which: str = "all") -> list[dict]:
 
 
 def compare(store: Store, run: str, limit: int | None = None, *, generate_teacher: bool = True,
-            measure_latency: bool = True) -> dict:
-    """Rows joining gold, teacher and student per test example, plus summary figures."""
+            measure_latency: bool = True, teacher: str | None = None) -> dict:
+    """Rows joining gold, teacher and student per test example, plus summary figures.
+
+    The teacher is the run's own; a run that learned from gold labels alone (``standard``) is compared with
+    ``teacher`` if given, else with the task's teacher (:func:`task_teacher`), so every run of a task is held
+    against the same teacher on the same test examples."""
     folder = RunFolder.of(store, run)
     meta = folder.read_meta()
-    task, teacher = meta["task"], meta.get("teacher")
+    task = meta["task"]
+    teacher = meta.get("teacher") or teacher or task_teacher(store, task["name"])
     student_rows = folder.read_predictions()
     if not student_rows:
         raise RunError(f"run {run!r} has no test predictions (status: {store.run_row(run)['status']}); "
@@ -55,16 +63,28 @@ def compare(store: Store, run: str, limit: int | None = None, *, generate_teache
     teacher_by_id, note = _teacher_answers(store, task["name"], teacher, generate_teacher, len(student_rows))
     match = METRICS[task["answer_kind"]]
     rows = [_join(s, teacher_by_id.get(s["example_id"]), match) for s in student_rows]
-    out = {"run": run, "task": task["name"], "teacher": teacher, "n": len(rows), "rows": rows,
+    if task["answer_kind"] == "equation":  # the label's ✓ says nothing of the steps: check each one
+        for r in rows:
+            for who in ("student", "teacher"):
+                check = check_steps(r[f"{who}_rationale"])
+                r[f"{who}_steps"], r[f"{who}_steps_ok"] = check.summary(), check.ok
+    out = {"run": run, "task": task["name"], "teacher": teacher, "teacher_split": "test",
+           "teacher_is_the_runs": bool(meta.get("teacher")), "n": len(rows), "rows": rows,
            **_summary(rows, task["answer_kind"]), "student_parameters": meta["student"]["parameters"], "note": note}
     if measure_latency and rows:
         out.update(_latency(store, run, [r["input"] for r in rows]))
     return out
 
 
+def task_teacher(store: Store, task_name: str) -> str | None:
+    """The teacher a task's runs are compared with when a run has none of its own: the one that answered most of
+    its test split, else a free teacher that can answer the task (the offline one, for the built-in tasks)."""
+    return suggest_teacher(store, task_name, split="test")
+
+
 def _teacher_answers(store: Store, task: str, teacher: str | None, generate: bool, n: int) -> tuple[dict, str | None]:
     if teacher is None:
-        return {}, "this run learned from gold labels only: no teacher to compare with"
+        return {}, "no teacher has answered this task's test split, and none can answer it for free"
     note = ensure_answers(store, task, teacher, split="test", ask_free=generate)
     rows = store.latest_generations(task, teacher, split="test")
     return {r["example_id"]: r for r in rows}, note

@@ -10,6 +10,7 @@ Each builder takes plain Python data (lists of dicts, as read from a run's ``met
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Iterable, Sequence
 
 import plotly.graph_objects as go
@@ -20,6 +21,8 @@ from plotly.subplots import make_subplots
 LOSS_KEYS = (("loss", "train loss"), ("label_loss", "label loss"), ("rationale_loss", "rationale loss"))
 ACC_KEYS = ("accuracy", "eval_accuracy")
 TEACHER_COLOR = "#d62728"
+METHOD_COLORS = {"standard": "#4c6ef5", "dss": "#2f9e44", "cot": "#f08c00", "kd": "#ae3ec9"}
+_PALETTE = ("#1098ad", "#e8590c", "#5c940d", "#862e9c", "#495057")
 _LAYOUT = dict(template="plotly_white", margin=dict(l=50, r=20, t=50, b=45), height=340,
                legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1))
 
@@ -61,42 +64,89 @@ def loss_curves(records: Sequence[dict], title: str = "Training") -> go.Figure:
     return fig
 
 
+def method_color(method: str) -> str:
+    return METHOD_COLORS.get(method, _PALETTE[sum(map(ord, method)) % len(_PALETTE)])
+
+
 def accuracy_bars(accuracies: dict[str, float | None], teacher: float | None = None,
-                  title: str = "Accuracy on the same test examples") -> go.Figure:
-    """One bar per model (students by run name), plus the teacher's bar in its own colour."""
-    names = (["teacher"] if teacher is not None else []) + list(accuracies)
-    values = ([teacher] if teacher is not None else []) + [accuracies[n] for n in accuracies]
-    colors = ([TEACHER_COLOR] if teacher is not None else []) + ["#4c6ef5"] * len(accuracies)
-    fig = go.Figure(go.Bar(x=names, y=[v if v is not None else 0 for v in values], marker_color=colors,
-                           text=[("–" if v is None else f"{100 * v:.1f}%") for v in values], textposition="outside"))
-    fig.update_layout(title=title, yaxis=dict(title="accuracy", range=[0, 1.08]), **_LAYOUT)
+                  title: str = "Accuracy on the same test examples", methods: dict[str, str] | None = None
+                  ) -> go.Figure:
+    """One bar per model, coloured by method (``methods``: name → method; a legend entry per method), plus the
+    teacher's bar in its own colour. Labels sit above the bars, never clipped."""
+    methods = methods or {}
+    fig = go.Figure()
+    if teacher is not None:
+        fig.add_trace(go.Bar(x=["teacher"], y=[teacher], marker_color=TEACHER_COLOR, name="teacher",
+                             text=[f"{100 * teacher:.1f}%"], textposition="outside", cliponaxis=False))
+    for method in dict.fromkeys(methods.get(n, "student") for n in accuracies):
+        names = [n for n in accuracies if methods.get(n, "student") == method]
+        values = [accuracies[n] for n in names]
+        fig.add_trace(go.Bar(x=names, y=[v if v is not None else 0 for v in values], name=method,
+                             marker_color=method_color(method), textposition="outside", cliponaxis=False,
+                             text=[("–" if v is None else f"{100 * v:.1f}%") for v in values]))
+    fig.update_layout(title=title, yaxis=dict(title="accuracy", range=[0, 1.15], tickvals=[0, .2, .4, .6, .8, 1]),
+                      barmode="group", **_LAYOUT)
     return fig
 
 
 def size_vs_accuracy(points: Sequence[dict], teacher: float | None = None,
                      title: str = "Model size vs accuracy") -> go.Figure:
     """The paper's size figure. ``points``: dicts with ``method``, ``params``, ``accuracy`` (and ``run``)."""
-    return _method_lines(points, "params", 1, teacher, title, dict(title="student parameters", type="log"))
+    return method_lines(points, "params", teacher, title, dict(title="student parameters", type="log"))
 
 
 def fraction_vs_accuracy(points: Sequence[dict], teacher: float | None = None,
                          title: str = "Training data vs accuracy") -> go.Figure:
-    """The paper's data-efficiency figure. ``points``: dicts with ``method``, ``fraction``, ``accuracy``."""
-    return _method_lines(points, "fraction", 100, teacher, title, dict(title="% of the training set"))
+    """The paper's data-efficiency figure by share of the training set. ``points``: ``method``, ``fraction``,
+    ``accuracy``."""
+    pts = [{**p, "percent": 100 * p["fraction"]} for p in points]
+    return method_lines(pts, "percent", teacher, title, dict(title="% of the training set"))
 
 
-def _method_lines(points: Sequence[dict], x: str, scale: float, teacher: float | None, title: str,
-                  xaxis: dict) -> go.Figure:
-    """One line per method over ``x`` (times ``scale``), and the teacher as a dashed reference line."""
+def rows_vs_accuracy(points: Sequence[dict], teacher: float | None = None,
+                     title: str = "Training rows vs accuracy") -> go.Figure:
+    """The paper's data-efficiency figure by number of training rows (log axis). ``points``: ``method``, ``rows``,
+    ``accuracy``; several seeds at one point are drawn as their mean with the spread as an error bar."""
+    return method_lines(points, "rows", teacher, title, dict(title="training rows", type="log"))
+
+
+def method_lines(points: Sequence[dict], x: str, teacher: float | None, title: str, xaxis: dict) -> go.Figure:
+    """One line per method over ``x``: the mean accuracy of the points at each x, with the spread (min to max) as
+    an error bar when there are several (seeds); the teacher as a dashed reference line."""
     fig = go.Figure()
     for method in dict.fromkeys(p["method"] for p in points):
-        pts = sorted((p for p in points if p["method"] == method), key=lambda p: p[x])
-        fig.add_trace(go.Scatter(x=[scale * p[x] for p in pts], y=[p["accuracy"] for p in pts],
-                                 mode="lines+markers", name=method, text=[p.get("run", "") for p in pts]))
+        by_x: dict = {}
+        for p in points:
+            if p["method"] == method and p.get("accuracy") is not None:
+                by_x.setdefault(p[x], []).append(p["accuracy"])
+        xs = sorted(by_x)
+        means = [sum(by_x[v]) / len(by_x[v]) for v in xs]
+        fig.add_trace(go.Scatter(
+            x=xs, y=means, mode="lines+markers", name=method, line=dict(color=method_color(method)),
+            error_y=dict(type="data", symmetric=False, array=[max(by_x[v]) - m for v, m in zip(xs, means)],
+                         arrayminus=[m - min(by_x[v]) for v, m in zip(xs, means)], visible=True),
+            text=[f"{len(by_x[v])} run(s)" for v in xs]))
     if teacher is not None:
         fig.add_hline(y=teacher, line_dash="dash", line_color=TEACHER_COLOR, annotation_text="teacher")
     fig.update_layout(title=title, xaxis=xaxis, yaxis=dict(title="accuracy", range=[0, 1.05]), **_LAYOUT)
     return fig
+
+
+def curve_gap(points: Sequence[dict], x: str, what: str) -> str | None:
+    """Why ``points`` cannot draw a curve over ``x`` (None: they can): a line needs two values of ``x`` for one
+    method. Say so instead of drawing a lone point.
+
+    >>> curve_gap([{"method": "dss", "fraction": 1.0}], "fraction", "training-set fractions")
+    'a curve needs runs of one method at two or more training-set fractions; these runs have 1 (1)'
+    """
+    per_method = {}
+    for p in points:
+        per_method.setdefault(p["method"], set()).add(p[x])
+    if any(len(v) >= 2 for v in per_method.values()):
+        return None
+    values = sorted({p[x] for p in points})
+    shown = ", ".join(f"{v:,}" if isinstance(v, int) else f"{v:g}" for v in values) or "none"
+    return f"a curve needs runs of one method at two or more {what}; these runs have {len(values)} ({shown})"
 
 
 def confusion_matrix(labels: Sequence[str], golds: Sequence[str | None], preds: Sequence[str | None],
@@ -121,6 +171,7 @@ def confusion_matrix(labels: Sequence[str], golds: Sequence[str | None], preds: 
 def empty(message: str) -> go.Figure:
     """A blank chart that says why it is blank (instead of an empty box)."""
     fig = go.Figure()
+    message = "<br>".join(textwrap.wrap(message, 60))  # plotly does not wrap annotations
     fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
                        font=dict(size=14, color="#888"))
     fig.update_layout(xaxis=dict(visible=False), yaxis=dict(visible=False), **_LAYOUT)

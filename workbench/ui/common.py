@@ -8,12 +8,16 @@ from __future__ import annotations
 import functools
 import html
 import inspect
+import logging
+import string
 from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
 
 from workbench.core.errors import WorkbenchError
+
+log = logging.getLogger("workbench.ui")
 
 # System font stacks only: a font named as a plain string makes Gradio emit no @font-face and no Google Fonts
 # link, so the page never asks any host but the app's own for anything (the app must work offline).
@@ -25,6 +29,10 @@ THEME = gr.themes.Soft(
 
 CSS = """
 .wb-intro { color: var(--body-text-color-subdued); margin-bottom: 0.25rem; }
+/* Table headers break between words, never inside one ("rig ht"); a word too wide is clipped (with a tooltip). */
+.wb-table th .header.text, .wb-table th span, .wb-md th { word-break: normal !important;
+  overflow-wrap: normal !important; hyphens: none; }
+.wb-md td { overflow-wrap: anywhere; }
 .wb-bar { background: var(--neutral-200); border-radius: 6px; height: 14px; overflow: hidden; }
 .wb-bar > div { background: var(--color-accent); height: 100%; transition: width 0.4s; }
 .wb-stats { font-variant-numeric: tabular-nums; font-size: 0.95em; margin-top: 4px; }
@@ -32,16 +40,53 @@ CSS = """
 
 
 def edge(fn: Callable) -> Callable:
-    """Convert domain errors to ``gr.Error`` at the UI edge (STYLE.md 8); bugs still raise as bugs."""
+    """Convert domain errors to ``gr.Error`` at the UI edge (STYLE.md 8); bugs still raise as bugs. A user's
+    mistake prints no traceback on the server, and its message is shown as text (toasts render HTML)."""
 
     @functools.wraps(fn)  # keeps the signature, so Gradio still injects gr.SelectData and friends
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except WorkbenchError as err:
-            raise gr.Error(str(err), print_exception=False) from err
+            log.info("user error in %s: %s", fn.__name__, err)
+            raise user_error(str(err)) from err
 
     return wrapper
+
+
+def user_error(message: str) -> gr.Error:
+    """A toast for a user's mistake: its text shown literally, no traceback in the server's log."""
+    return gr.Error(html.escape(message, quote=False), print_exception=False)
+
+
+def info(message: str) -> None:
+    """An information toast, its text shown literally (task names and file names are user text)."""
+    gr.Info(html.escape(message, quote=False))
+
+
+_PUNCT = frozenset(string.punctuation)
+
+
+def md_text(value: Any) -> str:
+    """User or model text placed inside Markdown so that it renders literally: every ASCII punctuation character
+    becomes a numeric entity, so no image, link, code span, HTML or LaTeX can form (``esc`` alone lets Markdown
+    through: ``![p](http://…)`` would make the browser fetch it). Line breaks and leading spaces are kept."""
+    lines = []
+    for line in ("" if value is None else str(value)).replace("\r\n", "\n").split("\n"):
+        body = line.lstrip(" \t")
+        lead = line[:len(line) - len(body)].replace("\t", "    ")
+        lines.append("&nbsp;" * len(lead) + "".join(f"&#{ord(c)};" if c in _PUNCT else c for c in body))
+    return "  \n".join(lines)
+
+
+def fmt_counts(counts: dict | None, empty: str = "none") -> str:
+    """``{"parse error": 95, "rejected": 1}`` → ``95 parse errors, 1 rejected`` (what a person reads)."""
+    if not counts:
+        return empty
+    plural = {"parse error": "parse errors", "no rationale": "without a rationale", "no gold label":
+              "without a gold label", "teacher wrong": "where the teacher is wrong", "not accepted": "not accepted",
+              "rejected": "rejected"}
+    return ", ".join(f"{n:,} {plural.get(k, k) if n != 1 else k}" for k, n in counts.items())
 
 
 def bind(fn: Callable, *bound: Any) -> Callable:

@@ -15,9 +15,13 @@ from workbench.core.store import Store
 from workbench.data.tasks import ANSWER_KINDS, list_tasks
 from workbench.imports.custom import ColumnMapping, import_custom, read_table
 from workbench.imports.paper import PAPER_DATASETS, import_paper
-from workbench.ui.common import bind, edge, esc
+from workbench.ui.common import bind, edge, info, md_text, user_error
 
 NONE = "(none)"
+# Column names guessed for each role, most likely first (the user can change every guess).
+INPUT_NAMES = ("input", "question", "text", "sentence", "review", "premise", "hypothesis", "prompt", "body")
+LABEL_NAMES = ("label", "answer", "gold", "target", "sentiment", "class", "category", "output", "y")
+RATIONALE_NAMES = ("rationale", "explanation", "why", "reason", "reasoning")
 PREVIEW_ROWS = 5
 
 
@@ -40,30 +44,41 @@ def on_upload(path: str | None):
     optional = [NONE, *columns]
 
     def guess(*names):
-        return next((c for c in columns if c.lower() in names), NONE)
+        return next((c for name in names for c in columns if c.lower() == name), NONE)
 
-    inputs = [c for c in columns if c.lower() in ("input", "question", "text", "premise", "hypothesis")]
+    inputs = [c for c in columns if c.lower() in INPUT_NAMES]
     preview = [[str(r.values.get(c) if r.values.get(c) is not None else "") for c in columns]
                for r in rows[:PREVIEW_ROWS]]
     note = f"{len(rows)} rows read" + (f", {len(rejected)} unreadable" if rejected else "")
     return (gr.update(choices=columns, value=inputs or columns[:1]),
-            gr.update(choices=optional, value=guess("label", "answer", "gold")),
-            gr.update(choices=optional, value=guess("rationale", "explanation", "why")),
+            gr.update(choices=optional, value=guess(*LABEL_NAMES)),
+            gr.update(choices=optional, value=guess(*RATIONALE_NAMES)),
             gr.update(choices=optional, value=guess("split")),
             gr.update(choices=optional, value=guess("id")),
-            gr.update(value=preview, headers=columns), _suggest_name(path), esc(note))
+            gr.update(value=preview, headers=columns), _suggest_name(path), md_text(note))
 
 
 def report_md(result: dict) -> str:
-    """The importer's summary as escaped Markdown (file names and reasons are user text)."""
-    counts = ", ".join(f"{esc(k)} {v}" for k, v in (result.get("examples") or {}).items())
-    lines = [f"**Imported `{esc(result.get('task', ''))}`**: {counts}"]
-    for key in ("answer_kind", "labels", "generations", "teacher", "rejected", "unlabeled", "parse_errors",
-                "teacher_accuracy"):
-        if result.get(key) not in (None, [], {}):
-            lines.append(f"- {esc(key.replace('_', ' '))}: {esc(result[key])}")
+    """The importer's summary in words; every name, label and reason in it is user text, shown literally."""
+    counts = ", ".join(f"{md_text(k)} {v:,}" for k, v in (result.get("examples") or {}).items())
+    lines = [f"**Imported {md_text(result.get('task', ''))}**: {counts} examples"]
+    if result.get("answer_kind"):
+        lines.append(f"- answers: {md_text(result['answer_kind'])}")
+    if result.get("labels"):
+        lines.append(f"- label space: {', '.join(md_text(x) for x in result['labels'])}")
+    if result.get("generations"):
+        lines.append(f"- {result['generations']:,} answers stored as teacher {md_text(result.get('teacher'))}"
+                     + (f", {result['parse_errors']:,} of them parse errors" if result.get("parse_errors") else ""))
+    if result.get("teacher_accuracy"):
+        accs = ", ".join(f"{md_text(k)} {100 * v:.1f} %" for k, v in result["teacher_accuracy"].items())
+        lines.append(f"- teacher accuracy by split: {accs}")
+    if result.get("unlabeled"):
+        lines.append(f"- {result['unlabeled']:,} rows have no label: a teacher can answer them, but they cannot be "
+                     "scored or trained on with gold labels")
+    if result.get("rejected"):
+        lines.append(f"- {result['rejected']:,} rows left out:")
     for err in (result.get("errors") or [])[:10]:
-        lines.append(f"- line {esc(err.get('line'))}: {esc(err.get('reason'))}")
+        lines.append(f"  - line {md_text(err.get('line'))}: {md_text(err.get('reason'))}")
     return "\n".join(lines)
 
 
@@ -74,25 +89,25 @@ def _task_choice(store: Store, name: str):
 @edge
 def on_import_custom(store: Store, path, name, inputs, label, rationale, split, id_col, kind, labels):
     if not path:
-        raise gr.Error("Upload a CSV or JSONL file first.")
+        raise user_error("Upload a CSV or JSONL file first.")
     mapping = ColumnMapping(
         inputs=tuple(inputs or ()), label=_opt(label), rationale=_opt(rationale), split=_opt(split), id=_opt(id_col),
         kind=None if kind in (None, "", "infer") else kind,
         labels=tuple(x for x in (labels or "").split(",") if x.strip()) or None)
     result = import_custom(store, (name or "").strip(), path, mapping)
     result.setdefault("task", name)
-    gr.Info(f"Imported task {result['task']}.")
+    info(f"Imported task {result['task']}.")
     return report_md(result), _task_choice(store, result["task"])
 
 
 @edge
 def on_import_paper(store: Store, folder: str, dataset: str, name: str):
     if not folder or not folder.strip():
-        raise gr.Error("Type the path of the unzipped release folder (or one dataset's folder).")
+        raise user_error("Type the path of the unzipped release folder (or one dataset's folder).")
     result = import_paper(store, folder.strip(), dataset, (name or "").strip() or None)
     task_name = result.get("task") or (name or "").strip() or dataset
     result.setdefault("task", task_name)
-    gr.Info(f"Imported {task_name}.")
+    info(f"Imported {task_name}.")
     return report_md(result), _task_choice(store, task_name)
 
 

@@ -1,8 +1,10 @@
 """Tab 2, Rationales: generate teacher answers as a background job, then read, fix, accept or reject them.
 
-Generation runs as a detached job (:func:`workbench.core.jobs.start_job`); a ``gr.Timer`` polls it while it runs,
-and the page load looks for a running job, so closing and reopening the page loses nothing. Edits are saved the
-moment a box loses focus (or on Enter) through :func:`workbench.rationales.review.edit_generation`; no save button.
+Generation runs as a detached job (:func:`workbench.core.jobs.start_job`), checked first by the library
+(:func:`~workbench.rationales.generation.check_generation`), so a request that cannot work is refused with its
+reason before anything starts. A ``gr.Timer`` polls the job while it runs, and the page load looks for a running
+job, so closing and reopening the page loses nothing. Edits are saved the moment a box loses focus (or on Enter)
+through :func:`workbench.rationales.review.edit_generation`; every view and count follows the latest edit at once.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from workbench.core.events import GenerationProgress
 from workbench.core.jobs import ACTIVE, cancel_job, job_status, list_jobs, read_log, start_job
 from workbench.core.store import EDIT_STATUSES, Store
 from workbench.data.tasks import load_task
-from workbench.rationales.generation import check_generation, teacher_accuracy
+from workbench.rationales.generation import check_generation, plan_generation, teacher_accuracy
 from workbench.rationales.review import (
     PAGE_SIZE,
     VIEWS,
@@ -26,13 +28,29 @@ from workbench.rationales.review import (
     edit_generation,
     set_status,
 )
+from workbench.rationales.teachers import TEACHERS, get_teacher, parse_spec
 from workbench.rationales.teachers.base import teacher_id
-from workbench.rationales.trainingset import build_training_set
-from workbench.ui.common import bind, clip, edge, fmt_duration, fmt_pct, intro, progress_html
+from workbench.rationales.trainingset import LABEL_SOURCES, build_training_set
+from workbench.ui.common import (
+    bind,
+    clip,
+    edge,
+    fmt_counts,
+    fmt_duration,
+    fmt_pct,
+    info,
+    intro,
+    md_text,
+    progress_html,
+    user_error,
+)
 
-TABLE_HEADERS = ["id", "example", "input", "teacher label", "gold", "right", "status", "edited", "rationale"]
+TABLE_HEADERS = ["id", "example", "input", "teacher label", "gold", "right", "steps", "status", "edited", "rationale"]
+TABLE_WIDTHS = ["5%", "9%", "20%", "9%", "6%", "7%", "7%", "8%", "7%", "22%"]
 HISTORY_HEADERS = ["edit", "when", "status", "rationale", "label", "author"]
 MARK = {True: "✓", False: "✗", None: "–"}
+HIDDEN = {"show_progress": "hidden"}
+PAID_DEFAULT = 20  # what a teacher that costs time or money answers unless told otherwise
 
 
 def answered_teachers(store: Store, task_name: str, spec: str | None) -> list[str]:
@@ -43,16 +61,57 @@ def answered_teachers(store: Store, task_name: str, spec: str | None) -> list[st
     return list(dict.fromkeys(ids))
 
 
+def _limit(text) -> int | None:
+    """The "examples to answer" box: blank means the whole split; otherwise a whole number of at least 1."""
+    text = ("" if text is None else str(text)).strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"Examples to answer: {text!r} is not a number (leave it blank for the whole split)") from None
+    if value != int(value) or value < 1:
+        raise ConfigError(f"Examples to answer: must be a whole number of at least 1, or blank (not {text})")
+    return int(value)
+
+
 # -- generation job ---------------------------------------------------------------------------------------------
 @edge
-def on_generate(store: Store, task_name: str, spec: str, template_text: str, n: float, split: str):
+def on_plan(store: Store, task_name: str, spec: str, n, split: str) -> str:
+    """What a click on Generate would do: how many requests, what they cost, and how many are already answered."""
+    if not task_name or not spec:
+        return ""
+    try:
+        teacher = get_teacher(spec, store=store)
+        task = load_task(task_name, store)
+        plan = plan_generation(store, task, teacher, split=split or "train", limit=_limit(n))
+    except (ConfigError, NothingToDoError) as err:
+        return f"⚠ {md_text(err)}"
+    except Exception as err:  # noqa: BLE001 - a spec still being typed: say what is wrong, do not crash the form
+        return f"⚠ {md_text(err)}"
+    cost = {"free": "free and instant", "compute": "a local model: minutes per hundred on a CPU",
+            "money": "an endpoint: may be billed"}[type(teacher).cost]
+    done = plan.considered - len(plan.todo)
+    return (f"Will ask **{len(plan.todo):,}** of {plan.considered:,} {md_text(split or 'train')} examples "
+            f"({cost}; ~{plan.approx_prompt_tokens:,} prompt tokens)" + (f"; {done:,} already answered" if done else ""))
+
+
+def default_limit(spec: str) -> str:
+    """Blank (the whole split) for a free teacher; a small first batch for one that costs time or money."""
+    try:
+        cls = TEACHERS.get(parse_spec(spec)[0])
+    except ConfigError:
+        cls = None
+    return "" if cls is None or cls.cost == "free" else str(PAID_DEFAULT)
+
+
+@edge
+def on_generate(store: Store, task_name: str, spec: str, template_text: str, n, split: str):
     """Start a generation job (checked first, so a request that cannot work is refused now, with the reason)."""
-    if n is None or int(n) < 1:
-        raise gr.Error("Generate at least one example.")
-    request = check_generation(store, task_name, spec, split=split or "train", limit=int(n),
+    request = check_generation(store, task_name, spec, split=split or "train", limit=_limit(n),
                                template_text=template_text)
     job_id = start_job(store, "generate", request.to_spec())
-    gr.Info("Generation started; it keeps running if you close the page.")
+    info("Generation started; it keeps running if you close the page.")
     return job_id, gr.Timer(active=True)
 
 
@@ -71,39 +130,41 @@ def job_view(store: Store, job: dict | None) -> tuple[str, str]:
     progress = job.get("progress") or {}
     state = GenerationProgress.from_dict(progress)
     result = progress.get("result") or {}
-    done, total = state.done, state.total
+    split = job["spec"].get("split", "train")
     acc = result.get("teacher_accuracy")
     if acc is None and job["spec"].get("task"):
         task = load_task(job["spec"]["task"], store)
-        acc = teacher_accuracy(store, task, teacher_id(job["spec"]["teacher"]), None, job["spec"].get("split", "train"))
-    done_text = f"{done}/{total}" if not result else f"{result.get('generated', 0)} new"
+        acc = teacher_accuracy(store, task, teacher_id(job["spec"]["teacher"]), None, split)
+    done_text = f"{state.done}/{state.total}" if not result else f"{result.get('generated', 0)} new"
     stats = [("done", done_text), ("parsed", state.parsed), ("parse errors", state.parse_errors),
-             ("request errors", state.errors), ("teacher accuracy", fmt_pct(acc)),
+             ("request errors", state.errors), (f"teacher accuracy ({split})", fmt_pct(acc)),
              ("elapsed", fmt_duration(state.elapsed)), ("ETA", fmt_duration(state.eta))]
     if result.get("skipped"):
         stats.append(("already done", result["skipped"]))
     status = job["status"] + (f": {job['error']}" if job.get("error") else "")
-    fraction = 1.0 if job["status"] == "done" else (done / total if total else 0)
+    fraction = 1.0 if job["status"] == "done" else state.fraction
     return progress_html(fraction, stats, f"{job['id']} {status}"), read_log(store, job["id"], 12)
 
 
 # -- review table -----------------------------------------------------------------------------------------------
 def table_rows(page) -> list[list[str]]:
     return [[str(r["generation_id"]), r["example_id"], clip(r["input"], 120), clip(r["resolved_teacher_label"], 40),
-             clip(r["gold"], 40), MARK[r["teacher_right"]], r["status"], "yes" if r["edited"] else "",
-             clip(r["parse_error"] and f"[parse error] {r['parse_error']}" or r["rationale"], 200)]
+             clip(r["gold"], 40), MARK[r["teacher_right"]], r["steps"].summary(), r["status"],
+             "yes" if r["edited"] else "",
+             clip(r["resolved_parse_error"] and f"[parse error] {r['resolved_parse_error']}" or r["rationale"], 200)]
             for r in page.rows]
 
 
 def load_table(store: Store, task_name: str, teacher: str, view: str, search: str, page: int):
-    """One page of generations (50 rows), its position, and the per-view counts."""
+    """One page of generations (50 rows), its position, and the per-view counts (as the latest edits say)."""
     if not task_name or not teacher:
         return [], "No task or teacher chosen.", 0
     task = load_task(task_name, store)
     result = browse_generations(store, task, teacher, view=view or "all", search=search or "", page=int(page or 0),
                                 page_size=PAGE_SIZE)
-    counts = " · ".join(f"{k} {v}" for k, v in result.counts.items())
-    where = f"page {result.page + 1} of {result.pages} · {result.total} rows in this view  \n{counts}"
+    counts = " · ".join(f"{k} {v:,}" for k, v in result.counts.items())
+    where = (f"page {result.page + 1} of {result.pages} · {result.total:,} rows in this view  \n{counts}  \n"
+             "The ✓ column checks the label against gold; *steps* checks each `a op b = c` of the rationale.")
     return table_rows(result), where, result.page
 
 
@@ -124,7 +185,7 @@ def on_cancel(store: Store, task_name: str):
     job = latest_job(store, task_name)
     if job is not None:
         cancel_job(store, job["id"])
-        gr.Info(f"Cancelling {job['id']}; what it generated so far is kept.")
+        info(f"Cancelling {job['id']}; what it generated so far is kept.")
 
 
 # -- one row: detail and edits ----------------------------------------------------------------------------------
@@ -135,11 +196,26 @@ def history_rows(store: Store, generation_id: int) -> list[list[str]]:
             for e in store.edit_history(generation_id)]
 
 
+def header_md(s: dict) -> str:
+    """The selected row's header: the parse error as it stands now (a fixed label clears it), the steps check,
+    and how the answer was generated (rationalization: the teacher was shown the gold answer)."""
+    parts = [f"**Generation {s['id']}** · {md_text(s['status'])}"]
+    if s["parse_error"]:
+        parts.append(f"parse error: {md_text(s['parse_error'])}")
+    elif s["teacher_parse_error"]:
+        parts.append(f"the teacher's parse error ({md_text(s['teacher_parse_error'])}) is fixed by your label")
+    if s["steps"].steps:
+        wrong = "; ".join(s["steps"].wrong)
+        parts.append(f"steps {s['steps'].summary()}" + (f" (wrong: {md_text(wrong)})" if wrong else ""))
+    if (s.get("settings") or {}).get("rationalize"):
+        parts.append("rationalization: the teacher was shown the gold answer")
+    return " · ".join(parts)
+
+
 def detail(store: Store, generation_id: int):
     s = current_state(store, generation_id)
-    header = f"Generation {s['id']}" + (f" · parse error: {s['parse_error']}" if s["parse_error"] else "")
     return (s["id"], s["input"], s["gold"], s["raw"], s["rationale"], s["label"], s["status"],
-            history_rows(store, generation_id), header, "")
+            history_rows(store, generation_id), header_md(s), "")
 
 
 @edge
@@ -153,52 +229,73 @@ def on_select(store: Store, evt: gr.SelectData):
 def on_edit_text(store: Store, generation_id: float | None, rationale: str, label: str):
     """Save the rationale/label where they differ from the stored state (focus leaving a box is not an edit)."""
     if generation_id is None:
-        return gr.skip(), gr.skip(), gr.skip()
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
     gid = int(generation_id)
     current = current_state(store, gid)
     changed_rationale = rationale is not None and rationale.strip() != current["rationale"]
     changed_label = label is not None and label.strip() != current["label"]
     if not (changed_rationale or changed_label):
-        return gr.skip(), gr.skip(), gr.skip()
-    edit_generation(store, gid, rationale=rationale if changed_rationale else None,
-                    label=label if changed_label else None)
-    return current_state(store, gid)["status"], history_rows(store, gid), f"Saved at {time.strftime('%H:%M:%S')}."
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    before = current["status"]
+    out = edit_generation(store, gid, rationale=rationale if changed_rationale else None,
+                          label=label if changed_label else None)
+    note = " The row is now marked accepted: editing it counts as reviewing it." if out["status"] != before else ""
+    state = current_state(store, gid)
+    return state["status"], history_rows(store, gid), f"Saved at {time.strftime('%H:%M:%S')}.{note}", header_md(state)
 
 
 @edge
 def on_status(store: Store, generation_id: float | None, status: str):
     if generation_id is None:
-        raise gr.Error("Select a row in the table first.")
+        raise user_error("Select a row in the table first.")
     edit_generation(store, int(generation_id), status=status)
-    return history_rows(store, int(generation_id)), f"Marked {status} at {time.strftime('%H:%M:%S')}."
+    return (history_rows(store, int(generation_id)), f"Marked {status} at {time.strftime('%H:%M:%S')}.",
+            header_md(current_state(store, int(generation_id))))
 
 
-@edge
-def on_bulk(store: Store, status: str, task_name: str, teacher: str, view: str, search: str):
-    """Accept or reject every row of the current view (all pages), in one transaction."""
+def _view_rows(store: Store, task_name: str, teacher: str, view: str, search: str) -> list[dict]:
     task = load_task(task_name, store)
-    rows = browse_generations(store, task, teacher, view=view or "all", search=search or "", page=0,
+    return browse_generations(store, task, teacher, view=view or "all", search=search or "", page=0,
                               page_size=10**9).rows
-    if not rows:
-        raise gr.Error("This view is empty; nothing to mark.")
-    n = set_status(store, [r["generation_id"] for r in rows], status)
-    gr.Info(f"Marked {n} rows {status}.")
 
 
 @edge
-def on_export(store: Store, task_name: str, teacher: str, fmt: str):
+def on_bulk_ask(store: Store, status: str, task_name: str, teacher: str, view: str, search: str):
+    """First click of a bulk action: say how many rows it would change, and ask."""
+    rows = _view_rows(store, task_name, teacher, view, search)
+    if not rows:
+        raise user_error("This view is empty; nothing to mark.")
+    verb = "Accept" if status == "accepted" else "Reject"
+    question = (f"{verb} all **{len(rows):,}** rows of the view *{md_text(view)}*"
+                + (f" matching {md_text(search)}" if search else "") + "?")
+    return status, gr.update(value=question, visible=True), gr.update(visible=True), gr.update(visible=True)
+
+
+@edge
+def on_bulk_confirm(store: Store, status: str | None, task_name: str, teacher: str, view: str, search: str):
+    """Second click: mark every row of the current view (all pages), in one transaction."""
+    if status:
+        rows = _view_rows(store, task_name, teacher, view, search)
+        n = set_status(store, [r["generation_id"] for r in rows], status)
+        info(f"Marked {n:,} rows {status}.")
+    return None, gr.update(visible=False), gr.update(visible=False), gr.update(visible=False)
+
+
+@edge
+def on_export(store: Store, task_name: str, teacher: str, fmt: str, label_source: str):
     """Export the resolved training set (latest edits applied, rejected rows dropped) to the workspace."""
     if not task_name or not teacher:
         raise NothingToDoError("pick a task and a teacher with generations first")
     task = load_task(task_name, store)
-    ts = build_training_set(store, task, teacher)
+    ts = build_training_set(store, task, teacher, label_source=label_source or "gold")
     suffix = {"JSONL": ".jsonl", "CSV": ".csv"}.get(fmt)
     if suffix is None:
         raise ConfigError("export as JSONL or CSV")
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{task.name}-{teacher}")
     out = export_dir(store) / f"{safe}-{time.strftime('%Y%m%d-%H%M%S')}{suffix}"
     ts.export(out)
-    gr.Info(f"Exported {len(ts.rows)} rows; dropped: {ts.dropped or 'none'}.")
+    info(f"Exported {len(ts.rows):,} rows with {'gold' if ts.label_source == 'gold' else 'the teacher’s'} labels; "
+         f"left out: {fmt_counts(ts.dropped)}.")
     return gr.File(str(out), visible=True)
 
 
@@ -218,11 +315,13 @@ def render(store: Store, demo: gr.Blocks, sel) -> None:
     intro("Let the teacher answer, then review: select a row to see the raw answer beside the parsed rationale "
           "and label. Edits save as soon as you leave the box; the training set uses the latest edit.")
     with gr.Row():
-        n = gr.Number(50, label="Examples to answer", precision=0, minimum=1, scale=1, elem_id="gen-n")
-        split = gr.Dropdown(["train", "valid", "test"], value="train", label="Split", scale=1)
+        n = gr.Textbox("", label="Examples to answer (blank: the whole split)", placeholder="all", scale=1,
+                       elem_id="gen-n")
+        split = gr.Dropdown(["train", "valid", "test"], value="train", label="Split", scale=1, elem_id="gen-split")
         with gr.Column(scale=2):
             generate = gr.Button("Generate rationales", variant="primary", elem_id="gen-start")
             cancel = gr.Button("Cancel", variant="stop", interactive=False, size="sm")
+    plan = gr.Markdown(elem_id="gen-plan")
     progress = gr.HTML(elem_id="gen-progress")
     with gr.Accordion("Job log", open=False):
         log = gr.Code(language=None, lines=6, interactive=False)
@@ -240,19 +339,26 @@ def render(store: Store, demo: gr.Blocks, sel) -> None:
         where = gr.Markdown(elem_id="rev-where")
     page = gr.State(0)
     table = gr.Dataframe(headers=TABLE_HEADERS, datatype="str", interactive=False, wrap=True, max_height=520,
-                         label="Generations (click a row)", elem_id="rev-table",
-                         column_widths=["48px", "110px", "25%", "10%", "8%", "48px", "100px", "60px", "27%"])
+                         label="Generations (click a row)", elem_id="rev-table", column_widths=TABLE_WIDTHS,
+                         elem_classes=["wb-table"])
     with gr.Row(equal_height=True):
-        bulk_accept = gr.Button("Accept all in this view", size="sm", scale=1)
-        bulk_reject = gr.Button("Reject all in this view", size="sm", scale=1)
+        bulk_accept = gr.Button("Accept all in this view", size="sm", scale=1, elem_id="rev-bulk-accept")
+        bulk_reject = gr.Button("Reject all in this view", size="sm", scale=1, elem_id="rev-bulk-reject")
+        labels = gr.Radio(list(LABEL_SOURCES), value="gold", label="Labels in the export", scale=1, min_width=160,
+                          info="gold: the task's answers; teacher: the teacher's, with your edits")
         fmt = gr.Radio(["JSONL", "CSV"], value="JSONL", show_label=False, scale=1, min_width=160)
         export = gr.Button("Export training set", size="sm", scale=1)
+    pending = gr.State(None)
+    with gr.Row(equal_height=True):
+        confirm_text = gr.Markdown(visible=False, elem_id="rev-confirm-text")
+        confirm_yes = gr.Button("Yes, change them", size="sm", variant="stop", visible=False, elem_id="rev-confirm")
+        confirm_no = gr.Button("No", size="sm", visible=False)
     exported = gr.File(label="Exported training set", interactive=False, visible=False, elem_id="rev-export")
 
     header = gr.Markdown("Select a row to review it.", elem_id="rev-header")
     with gr.Row():
         with gr.Column():
-            gen_id = gr.Number(label="Generation", interactive=False, precision=0, elem_id="rev-gen-id")
+            gen_id = gr.Number(label="Generation", interactive=False, precision=0, visible=False, elem_id="rev-gen-id")
             inp = gr.Textbox(label="Input", interactive=False, lines=4, max_lines=12)
             gold = gr.Textbox(label="Gold label", interactive=False)
             raw = gr.Textbox(label="Raw teacher text", interactive=False, lines=8, max_lines=20, elem_id="rev-raw")
@@ -264,38 +370,56 @@ def render(store: Store, demo: gr.Blocks, sel) -> None:
             status = gr.Radio(list(EDIT_STATUSES), label="Review status", elem_id="rev-status")
             saved = gr.Markdown(elem_id="rev-saved")
             history = gr.Dataframe(headers=HISTORY_HEADERS, datatype="str", interactive=False, wrap=True,
-                                   label="Edit history", max_height=220)
+                                   label="Edit history", max_height=220, elem_classes=["wb-table"])
 
     table_in = [sel.task, teacher, view, search, page]
     poll_out = [progress, log, table, where, page, timer, generate, cancel]
     refresh = bind(on_poll, store)
+    plan_in = [sel.task, sel.teacher, n, split]
     generate.click(bind(on_generate, store), [sel.task, sel.teacher, sel.template, n, split], [job_id, timer],
-                   api_name="generate").then(refresh, table_in, poll_out, api_visibility="private")
-    cancel.click(bind(on_cancel, store), sel.task, None, api_visibility="private")
-    timer.tick(refresh, table_in, poll_out, show_progress="hidden", api_visibility="private")
+                   api_name="generate", **HIDDEN).then(refresh, table_in, poll_out, api_visibility="private", **HIDDEN)
+    cancel.click(bind(on_cancel, store), sel.task, None, api_visibility="private", **HIDDEN)
+    timer.tick(refresh, table_in, poll_out, api_visibility="private", **HIDDEN)
+    # Task or teacher changed (also by another tab): the answered teachers, the table and the plan follow at once.
+    # Chained on the trigger itself: the dropdown's own .change does not fire when its value stays the same.
     for trigger in (sel.task.change, sel.teacher.change):
-        trigger(bind(on_task_or_teacher, store), [sel.task, sel.teacher], teacher, api_visibility="private")
-    teacher.change(refresh, table_in, poll_out, api_visibility="private")
-    view.change(lambda: 0, None, page, api_visibility="private").then(refresh, table_in, poll_out,
-                                                                        api_visibility="private")
-    search.submit(lambda: 0, None, page, api_visibility="private").then(refresh, table_in, poll_out,
-                                                                        api_visibility="private")
-    prev_page.click(lambda p: max(0, p - 1), page, page, api_visibility="private").then(
-        refresh, table_in, poll_out, api_visibility="private")
-    next_page.click(lambda p: p + 1, page, page, api_visibility="private").then(
-        refresh, table_in, poll_out, api_visibility="private")
+        trigger(bind(on_task_or_teacher, store), [sel.task, sel.teacher], teacher, api_visibility="private",
+                **HIDDEN).then(refresh, table_in, poll_out, api_visibility="private", **HIDDEN).then(
+            bind(on_plan, store), plan_in, plan, api_visibility="private", **HIDDEN)
+    sel.teacher.change(default_limit, sel.teacher, n, api_visibility="private", **HIDDEN)
+    for trigger in (n.blur, n.submit, split.change):
+        trigger(bind(on_plan, store), plan_in, plan, api_visibility="private", **HIDDEN)
+    teacher.input(refresh, table_in, poll_out, api_visibility="private", **HIDDEN)
+    view.change(lambda: 0, None, page, api_visibility="private", **HIDDEN).then(
+        refresh, table_in, poll_out, api_visibility="private", **HIDDEN)
+    search.submit(lambda: 0, None, page, api_visibility="private", **HIDDEN).then(
+        refresh, table_in, poll_out, api_visibility="private", **HIDDEN)
+    prev_page.click(lambda p: max(0, p - 1), page, page, api_visibility="private", **HIDDEN).then(
+        refresh, table_in, poll_out, api_visibility="private", **HIDDEN)
+    next_page.click(lambda p: p + 1, page, page, api_visibility="private", **HIDDEN).then(
+        refresh, table_in, poll_out, api_visibility="private", **HIDDEN)
 
     detail_out = [gen_id, inp, gold, raw, rationale, label, status, history, header, saved]
-    table.select(bind(on_select, store), None, detail_out, api_visibility="private")
+    table.select(bind(on_select, store), None, detail_out, api_visibility="private", **HIDDEN)
     save = bind(on_edit_text, store)
-    rationale.blur(save, [gen_id, rationale, label], [status, history, saved], api_name="edit")
+    edit_out = [status, history, saved, header]
+    rationale.blur(save, [gen_id, rationale, label], edit_out, api_name="edit", **HIDDEN).then(
+        refresh, table_in, poll_out, api_visibility="private", **HIDDEN)
     for event in (rationale.submit, label.blur, label.submit):
-        event(save, [gen_id, rationale, label], [status, history, saved], api_visibility="private")
-    status.input(bind(on_status, store), [gen_id, status], [history, saved], api_name="set_status")
+        event(save, [gen_id, rationale, label], edit_out, api_visibility="private", **HIDDEN).then(
+            refresh, table_in, poll_out, api_visibility="private", **HIDDEN)
+    status.input(bind(on_status, store), [gen_id, status], [history, saved, header], api_name="set_status",
+                 **HIDDEN).then(refresh, table_in, poll_out, api_visibility="private", **HIDDEN)
+    view_in = [sel.task, teacher, view, search]
+    confirm_out = [pending, confirm_text, confirm_yes, confirm_no]
     for button, value in ((bulk_accept, "accepted"), (bulk_reject, "rejected")):
-        button.click(bind(on_bulk, store, value), [sel.task, teacher, view, search], None,
-                     api_visibility="private").then(refresh, table_in, poll_out, api_visibility="private")
-    export.click(bind(on_export, store), [sel.task, teacher, fmt], exported, api_name="export")
+        button.click(bind(on_bulk_ask, store, value), view_in, confirm_out, api_visibility="private", **HIDDEN)
+    confirm_yes.click(bind(on_bulk_confirm, store), [pending, *view_in], confirm_out, api_visibility="private",
+                      **HIDDEN).then(refresh, table_in, poll_out, api_visibility="private", **HIDDEN)
+    confirm_no.click(lambda: (None, gr.update(visible=False), gr.update(visible=False), gr.update(visible=False)),
+                     None, confirm_out, api_visibility="private", **HIDDEN)
+    export.click(bind(on_export, store), [sel.task, teacher, fmt, labels], exported, api_name="export", **HIDDEN)
     # Page (re)load: list the answered teachers, then show any running job and the table.
-    demo.load(bind(on_task_or_teacher, store), [sel.task, sel.teacher], teacher,
-              api_visibility="private").then(refresh, table_in, poll_out, api_visibility="private")
+    demo.load(bind(on_task_or_teacher, store), [sel.task, sel.teacher], teacher, api_visibility="private",
+              **HIDDEN).then(refresh, table_in, poll_out, api_visibility="private", **HIDDEN).then(
+        bind(on_plan, store), plan_in, plan, api_visibility="private", **HIDDEN)

@@ -1,7 +1,10 @@
 """Tab 1, Task & teacher: pick or import a task, pick a teacher, see and edit the few-shot prompt.
 
 The task dropdown, the teacher spec and the template text are read by the other tabs (they are the page's
-"current selection"), so :func:`render` returns them.
+"current selection"), so :func:`render` returns them. Choosing or importing a task also picks a teacher that can
+answer it (the library's :func:`~workbench.rationales.suggest.suggest_teacher`): the paper's PaLM answers after a
+paper import, the file's rationales after a CSV import with a rationale column, the offline teacher for the
+built-in tasks.
 """
 
 from __future__ import annotations
@@ -14,14 +17,16 @@ from workbench.builtin.recipe import DEMO
 from workbench.core.errors import ConfigError
 from workbench.core.store import Store
 from workbench.data.tasks import list_tasks, load_task
-from workbench.rationales.teachers import TEACHERS
+from workbench.rationales.suggest import suggest_teacher
+from workbench.rationales.teachers import TEACHERS, parse_spec
 from workbench.rationales.teachers.base import compose_spec
 from workbench.ui import imports
-from workbench.ui.common import bind, clip, edge, esc, first, intro
+from workbench.ui.common import bind, clip, edge, first, intro, md_text
 
 DEMO_TASK, DEMO_TEACHER = DEMO.task, DEMO.teacher
 N_EXAMPLES = 8
 EXAMPLE_HEADERS = ["id", "split", "input", "gold label"]
+EXAMPLE_WIDTHS = ["16%", "10%", "54%", "20%"]
 
 
 @dataclass
@@ -38,17 +43,18 @@ def task_names(store: Store) -> list[str]:
 
 
 def task_info_md(task) -> str:
-    """Size, label space, answer kind and metric of a task, as escaped Markdown."""
+    """Size, label space, answer kind and metric of a task; every name in it is user text, shown literally."""
     sizes = task.split_sizes()
-    size = ", ".join(f"{esc(k)} {v:,}" for k, v in sizes.items()) or "no examples"
-    labels = ", ".join(f"`{esc(lab)}`" for lab in task.labels) if task.labels else f"free ({esc(task.answer_kind)})"
-    return (f"**{esc(task.name)}** · source {esc(task.source)} · {size}  \n"
-            f"**answers** {esc(task.answer_kind)} · **label space** {labels} · **metric** {esc(task.metric_name)}")
+    size = ", ".join(f"{md_text(k)} {v:,}" for k, v in sizes.items()) or "no examples"
+    labels = ", ".join(md_text(lab) for lab in task.labels) if task.labels else f"free ({md_text(task.answer_kind)})"
+    return (f"**{md_text(task.name)}** · source {md_text(task.source)} · {size}  \n"
+            f"**answers** {md_text(task.answer_kind)} · **label space** {labels} · "
+            f"**metric** {md_text(task.metric_name)}")
 
 
 def example_rows(task) -> list[list[str]]:
     split = first(task.split_names(), "train")
-    return [[e.id, e.split, clip(e.input, 200), e.label or ""] for e in task.examples(split, N_EXAMPLES)]
+    return [[e.id, e.split, clip(e.input, 200), e.label or "(none)"] for e in task.examples(split, N_EXAMPLES)]
 
 
 def preview(store: Store, task_name: str, template_text: str, example_id: str | None) -> str:
@@ -64,16 +70,26 @@ def preview(store: Store, task_name: str, template_text: str, example_id: str | 
     return template.render(example.input)
 
 
+def teacher_parts(spec: str) -> tuple[str, str, str]:
+    """(kind, target, settings) of a spec, for the three teacher boxes."""
+    kind, target, _ = parse_spec(spec)
+    return kind, target, spec.partition("?")[2]
+
+
 @edge
-def on_task(store: Store, task_name: str):
-    """Task chosen: show its facts and examples, reset the template to the task's own, preview example one."""
+def on_task(store: Store, task_name: str, spec: str):
+    """Task chosen: its facts and examples, the task's own template, a preview, and a teacher that can answer it."""
     if not task_name:
-        return "", [], "", "", None
+        return "", [], "", "", None, gr.skip(), gr.skip(), gr.skip(), gr.skip(), ""
     task = load_task(task_name, store)  # materialises a built-in task the first time
     rows = example_rows(task)
     example_id = rows[0][0] if rows else None
     text = task.template().text
-    return (task_info_md(task), rows, text, preview(store, task.name, text, example_id), example_id)
+    chosen = suggest_teacher(store, task.name, spec or DEMO_TEACHER) or spec or DEMO_TEACHER
+    kind, target, settings = teacher_parts(chosen)
+    note = "" if chosen == spec else f"Teacher set to {md_text(chosen)}: it can answer this task."
+    return (task_info_md(task), rows, text, preview(store, task.name, text, example_id), example_id,
+            gr.update(value=kind), gr.update(value=target), gr.update(value=settings), chosen, note)
 
 
 @edge
@@ -101,13 +117,23 @@ def on_teacher_parts(kind: str, target: str, settings: str) -> str:
     return compose_spec(kind or DEMO_TEACHER, target, settings)
 
 
-def on_teacher_kind(kind: str):
-    """New kind: clear the target, show what belongs there and what the kind is."""
+def kind_doc(kind: str) -> str:
+    """What a teacher kind is, what it costs and what goes in the target box (all from its class)."""
     cls = TEACHERS.get(kind)
-    doc = (cls.__doc__ or "").strip().split("\n\n")[0] if cls else ""
+    if cls is None:
+        return ""
+    doc = (cls.__doc__ or "").strip().split("\n\n")[0].replace("``", "")
+    cost = {"free": "free and instant", "compute": "runs a model on this machine (takes time)",
+            "money": "calls an endpoint (may be billed)"}[cls.cost]
+    return f"{md_text(doc)}  \n**cost** {cost}" + (f" · **target** {md_text(cls.target_hint)}" if cls.needs_target
+                                                    else "")
+
+
+def on_teacher_kind(kind: str):
+    """New kind (picked by the user): clear the target, show what belongs there and what the kind is."""
+    cls = TEACHERS.get(kind)
     hint = (cls.target_hint or "(none)") if cls else ""
-    return (gr.update(value="", placeholder=hint), "",
-            esc(doc), compose_spec(kind, "", ""))
+    return gr.update(value="", placeholder=hint), "", kind_doc(kind), compose_spec(kind, "", "")
 
 
 def refresh_tasks(store: Store, current: str | None):
@@ -128,18 +154,20 @@ def render(store: Store, demo: gr.Blocks) -> Selection:
             info = gr.Markdown(elem_id="task-info")
         with gr.Column(scale=3):
             examples = gr.Dataframe(headers=EXAMPLE_HEADERS, datatype="str", interactive=False, wrap=True,
-                                    label="A few examples (click one to preview its prompt)", max_height=300)
-    imports.render(store, task)
+                                    label="A few examples (click one to preview its prompt)", max_height=300,
+                                    column_widths=EXAMPLE_WIDTHS, elem_classes=["wb-table"], elem_id="task-examples")
     gr.Markdown("### Teacher")
     kinds = TEACHERS.names() or [DEMO_TEACHER]
     with gr.Row():
         kind = gr.Dropdown(kinds, value=DEMO_TEACHER if DEMO_TEACHER in kinds else kinds[0], label="Teacher kind",
-                           scale=1)
-        target = gr.Textbox(label="Model / target", placeholder="(none)", scale=2)
+                           scale=1, elem_id="teacher-kind")
+        target = gr.Textbox(label="Model / target", placeholder="(none)", scale=2, elem_id="teacher-target")
         settings = gr.Textbox(label="Settings (key=value&key=value)", placeholder="error_rate=0.2&seed=0", scale=2)
         spec = gr.Textbox(DEMO_TEACHER, label="Teacher spec (used by the other tabs)", interactive=False,
                           buttons=["copy"], scale=2, elem_id="teacher-spec")
-    kind_doc = gr.Markdown()
+    doc = gr.Markdown(kind_doc(DEMO_TEACHER), elem_id="teacher-doc")
+    chosen_note = gr.Markdown(elem_id="teacher-note")
+    imports.render(store, task)
     gr.Markdown("### Few-shot prompt")
     example_id = gr.State(None)
     with gr.Row():
@@ -149,19 +177,21 @@ def render(store: Store, demo: gr.Blocks) -> Selection:
                             interactive=False, buttons=["copy"], elem_id="prompt-preview")
     reset = gr.Button("Reset to the task's template", size="sm")
 
-    task_outputs = [info, examples, template, prompt, example_id]
-    task.change(bind(on_task, store), task, task_outputs, api_name="select_task")
-    template.change(bind(on_template, store), [task, template, example_id], prompt,
-                    show_progress="hidden", api_name="preview_prompt")
+    task_outputs = [info, examples, template, prompt, example_id, kind, target, settings, spec, chosen_note]
+    hidden = {"show_progress": "hidden"}
+    task.change(bind(on_task, store), [task, spec], task_outputs, api_name="select_task", **hidden).then(
+        kind_doc, kind, doc, api_visibility="private", **hidden)
+    template.change(bind(on_template, store), [task, template, example_id], prompt, api_name="preview_prompt",
+                    **hidden)
     examples.select(bind(on_example_select, store), [task, template], [example_id, prompt],
-                    api_visibility="private")
+                    api_visibility="private", **hidden)
     reset.click(bind(on_reset_template, store), [task, example_id], [template, prompt],
-                api_visibility="private")
-    kind.input(on_teacher_kind, kind, [target, settings, kind_doc, spec], api_visibility="private")
+                api_visibility="private", **hidden)
+    kind.input(on_teacher_kind, kind, [target, settings, doc, spec], api_visibility="private", **hidden)
     for box in (target, settings):
-        box.blur(on_teacher_parts, [kind, target, settings], spec, api_visibility="private")
-        box.submit(on_teacher_parts, [kind, target, settings], spec, api_visibility="private")
+        box.blur(on_teacher_parts, [kind, target, settings], spec, api_visibility="private", **hidden)
+        box.submit(on_teacher_parts, [kind, target, settings], spec, api_visibility="private", **hidden)
     # Reopening the page re-reads the workspace (a task imported elsewhere shows up) and the task's facts.
-    demo.load(bind(refresh_tasks, store), task, task, api_visibility="private").then(
-        bind(on_task, store), task, task_outputs, api_visibility="private")
+    demo.load(bind(refresh_tasks, store), task, task, api_visibility="private", **hidden).then(
+        bind(on_task, store), [task, spec], task_outputs, api_visibility="private", **hidden)
     return Selection(task=task, teacher=spec, template=template)

@@ -1,8 +1,11 @@
 """Tab 3, Train: configure a student run, launch it as a background job, watch its curves, cancel or resume.
 
-The form maps one-to-one onto :class:`workbench.distill.config.TrainConfig`; the equivalent ``workbench train`` command
-(:func:`workbench.distill.config.config_to_cli`) is shown for every setting. Training runs as a ``train`` job
-(:mod:`workbench.distill.runs`), polled by a ``gr.Timer``; the curves come from the run's own ``metrics.jsonl``.
+The form starts from the demo recipe (:func:`workbench.builtin.recipe.form_defaults`): train with the defaults
+and it works. Its values become a :class:`~workbench.distill.config.TrainConfig` through the library
+(:func:`workbench.distill.forms.config_from_form`, whose messages name the field), and before anything starts
+the tab shows what the run would learn from (:func:`~workbench.distill.forms.training_preview`: rows, what was
+left out and why, which labels). The equivalent ``workbench train`` command is shown for every setting. Training
+runs as a ``train`` job, polled by a ``gr.Timer``; the curves come from the run's own ``metrics.jsonl``.
 """
 
 from __future__ import annotations
@@ -12,69 +15,106 @@ import time
 import gradio as gr
 
 from workbench.builtin.recipe import form_defaults
-from workbench.core.errors import ConfigError
+from workbench.core.errors import ConfigError, WorkbenchError
 from workbench.core.events import TrainingState
 from workbench.core.jobs import ACTIVE, cancel_job, job_status, list_jobs, read_log, start_job
 from workbench.core.store import Store
-from workbench.distill.config import TrainConfig, config_to_cli
+from workbench.distill.config import config_to_cli
+from workbench.distill.forms import config_from_form, training_preview
 from workbench.distill.methods import METHODS
 from workbench.distill.numbers import NUMBER_MODES
 from workbench.distill.runfolder import RunFolder
 from workbench.distill.runs import check_resumable, estimate_seconds, list_runs, read_metrics
-from workbench.distill.students import list_presets
+from workbench.distill.students import list_presets, recipe_for
+from workbench.rationales.trainingset import LABEL_SOURCES
 from workbench.results import plots
-from workbench.ui.common import bind, clip, edge, esc, first, fmt_duration, fmt_pct, intro, progress_html
+from workbench.ui.common import (
+    bind,
+    clip,
+    edge,
+    first,
+    fmt_counts,
+    fmt_duration,
+    fmt_pct,
+    info,
+    intro,
+    md_text,
+    progress_html,
+    user_error,
+)
 
-RUN_HEADERS = ["run", "task", "method", "student", "status", "steps", "accuracy", "teacher acc.", "updated"]
-FORM_FIELDS = ("student", "method", "numbers", "alpha", "fraction", "steps", "batch_size", "learning_rate", "seed",
-               "eval_every", "test_limit")
+RUN_HEADERS = ["run", "task", "method", "student", "labels", "status", "steps", "accuracy (test)",
+               "teacher (test)", "updated"]
+RUN_WIDTHS = ["22%", "12%", "7%", "9%", "7%", "11%", "6%", "9%", "9%", "8%"]
+# The form's fields, in the order of the inputs; every one is a TrainConfig field.
+FORM_FIELDS = ("student", "method", "label_source", "numbers", "alpha", "fraction", "steps", "batch_size",
+               "learning_rate", "seed", "eval_every", "test_limit", "lora_rank", "run")
+RECIPE_FIELDS = ("steps", "batch_size", "learning_rate", "eval_every")
+HIDDEN = {"show_progress": "hidden"}
+LABEL_INFO = "gold: the task's own answers · teacher: the teacher's labels, your edits included"
 
 
-def form_config(task: str, teacher: str, student, method, numbers, alpha, fraction, steps, batch_size, lr, seed,
-                eval_every, test_limit, run_name) -> TrainConfig:
-    """The form's values as a validated TrainConfig (a ConfigError says which field is wrong)."""
-    if not task:
-        raise ConfigError("pick a task in the Task & teacher tab first")
-    return TrainConfig(
-        task=task, method=method, student=(student or "").strip() or "tiny", numbers=numbers or "auto",
-        teacher=None if method == "standard" else (teacher or None), alpha=float(alpha), fraction=float(fraction),
-        steps=int(steps), batch_size=int(batch_size), learning_rate=float(lr), seed=int(seed),
-        eval_every=int(eval_every or 0), test_limit=int(test_limit) if test_limit else None,
-        run=(run_name or "").strip() or None)
+def form_values(task: str, teacher: str, *values) -> dict:
+    return {"task": task, "teacher": teacher or None, **dict(zip(FORM_FIELDS, values))}
 
 
 def device_line() -> str:
     from workbench.distill.trainer import device_info  # torch import: only when the tab is built
 
-    info = device_info()
-    return f"{info['device']}" + (" · bf16" if info.get("bf16") else "")
+    info_ = device_info()
+    return f"{info_['device']}" + (" · bf16" if info_.get("bf16") else "")
+
+
+def preview_md(store: Store, cfg) -> str:
+    """What the run would learn from, in words; or why it cannot start."""
+    try:
+        p = training_preview(store, cfg)
+    except WorkbenchError as err:
+        return f"⚠ **Cannot train yet:** {md_text(err)}"
+    if p.get("to_generate"):
+        return (f"**Training set** the {p['to_generate']:,} training examples, answered first by "
+                f"{md_text(p['teacher'])} (free and instant) · {p['steps']:,} steps of {p['batch_size']} ≈ "
+                f"{p['epochs']} passes over the rows")
+    labels = "gold labels" if p["label_source"] == "gold" else f"the teacher's labels ({md_text(p['teacher'])})"
+    edited = f", {p['edited']:,} of them edited by you" if p["edited"] else ""
+    left = f" · left out: {md_text(fmt_counts(p['dropped']))}" if p["dropped"] else ""
+    why = f" and rationales from {md_text(p['teacher'])}" if p["teacher"] and cfg.method != "standard" else ""
+    return (f"**Training set** {p['rows']:,} rows{edited}, with {labels}{why}{left} · {p['steps']:,} steps of "
+            f"{p['batch_size']} ≈ {p['epochs']} passes over the rows")
 
 
 @edge
 def on_form(store: Store, task, teacher, *values):
-    """Any setting changed: the CLI command and the time estimate follow."""
+    """Any setting changed: the CLI command, the training-set preview and the time estimate follow."""
     try:
-        cfg = form_config(task, teacher, *values)
+        cfg = config_from_form(form_values(task, teacher, *values))
     except ConfigError as err:
-        return f"# {err}", f"⚠ {esc(err)}"
+        return f"# {err}", f"⚠ {md_text(err)}"
     est = estimate_seconds(store, cfg)
-    when = (f"about {fmt_duration(est)} for {cfg.steps} steps (from earlier runs here)" if est is not None
+    steps = cfg.resolved().steps
+    when = (f"about {fmt_duration(est)} for {steps:,} steps (from earlier runs here)" if est is not None
             else "estimate after the first steps (no earlier run with these settings)")
     return (f"workbench --workspace {store.workspace} " + config_to_cli(cfg).removeprefix("workbench "),
-            f"**Device** {esc(device_line())} · **time** {esc(when)}")
+            f"{preview_md(store, cfg)}  \n**Device** {md_text(device_line())} · **time** {md_text(when)}")
+
+
+def on_student(student: str):
+    """A new student: its own recipe for steps, batch size, learning rate and evaluations."""
+    recipe = recipe_for((student or "").strip() or "tiny")
+    return tuple(getattr(recipe, f) for f in RECIPE_FIELDS)
 
 
 @edge
 def on_train(store: Store, task, teacher, *values):
-    cfg = form_config(task, teacher, *values)
+    cfg = config_from_form(form_values(task, teacher, *values))
+    training_preview(store, cfg)  # refuse now, with the reason, what would fail after launch
     job_id = start_job(store, "train", cfg.to_dict())
-    gr.Info(f"Training started ({job_id}); it keeps running if you close the page.")
+    info(f"Training started ({job_id}); it keeps running if you close the page.")
     return gr.Timer(active=True)
 
 
 def latest_train_job(store: Store) -> dict | None:
-    jobs = list_jobs(store, "train")
-    return first(jobs)
+    return first(list_jobs(store, "train"))
 
 
 def job_progress(job: dict | None) -> str:
@@ -83,14 +123,14 @@ def job_progress(job: dict | None) -> str:
     progress = job.get("progress") or {}
     state = TrainingState.from_dict(progress)
     result = progress.get("result") or {}
-    stats = [("run", state.run or result.get("run") or "–"), ("step", f"{state.step}/{state.steps or '?'}"),
+    stats = [("run", state.run or result.get("run") or "–"), ("step", f"{state.step:,}/{state.steps or 0:,}"),
              ("loss", f"{state.loss:.3f}" if isinstance(state.loss, (int, float)) else "–"),
              ("elapsed", fmt_duration(state.elapsed)), ("ETA", fmt_duration(state.eta))]
     if state.accuracy is not None:
         stats.append(("valid accuracy", fmt_pct(state.accuracy)))
     if result.get("accuracy") is not None:
-        stats += [("test accuracy", fmt_pct(result.get("accuracy"))),
-                  ("teacher (test)", fmt_pct(result.get("teacher_accuracy")))]
+        stats += [(f"test accuracy ({result.get('n_test')})", fmt_pct(result.get("accuracy"))),
+                  ("teacher, same test examples", fmt_pct(result.get("teacher_accuracy")))]
     status = job["status"] + (f": {job['error']}" if job.get("error") else "")
     return progress_html(state.fraction, stats, f"{job['id']} {status}")
 
@@ -100,8 +140,8 @@ def runs_table(store: Store) -> list[list[str]]:
     for r in reversed(list_runs(store)):
         s = r["summary"] or {}
         status = r["status"] if not s.get("error") else f"{r['status']}: {clip(s['error'], 80)}"  # say why it failed
-        rows.append([r["name"], r["task"], r["method"], clip(r["student"], 40), status, str(s.get("steps", "")),
-                     fmt_pct(s.get("accuracy")), fmt_pct(s.get("teacher_accuracy")),
+        rows.append([r["name"], r["task"], r["method"], clip(r["student"], 40), s.get("label_source", ""), status,
+                     str(s.get("steps", "")), fmt_pct(s.get("accuracy")), fmt_pct(s.get("teacher_accuracy")),
                      time.strftime("%m-%d %H:%M", time.localtime(r["updated"]))])
     return rows
 
@@ -112,7 +152,7 @@ def on_poll(store: Store, shown: str | None):
     if job is not None and job["status"] in ACTIVE:
         job = job_status(store, job["id"])
     running = job is not None and job["status"] in ACTIVE
-    job_run = (job or {}).get("progress", {}).get("run") or (job or {}).get("spec", {}).get("resume")
+    job_run = TrainingState.from_dict((job or {}).get("progress")).run or (job or {}).get("spec", {}).get("resume")
     run = job_run if running and job_run else (shown or job_run)
     events = read_metrics(store, run) if run else []
     fig = plots.loss_curves(events, title=f"Run {run}") if events else plots.empty("no metrics yet")
@@ -127,16 +167,16 @@ def on_cancel(store: Store):
     job = latest_train_job(store)
     if job is not None and job["status"] in ACTIVE:
         cancel_job(store, job["id"])
-        gr.Info("Cancelling; the run saves a checkpoint and can be resumed.")
+        info("Cancelling; the run saves a checkpoint and can be resumed.")
 
 
 @edge
 def on_resume(store: Store, run: str | None):
     if not run:
-        raise gr.Error("Pick a stopped run to resume.")
+        raise user_error("Pick a stopped run to resume.")
     check_resumable(store, run)
     start_job(store, "train", {"resume": run})
-    gr.Info(f"Resuming {run} from its last checkpoint.")
+    info(f"Resuming {run} from its last checkpoint.")
     return gr.Timer(active=True)
 
 
@@ -144,80 +184,100 @@ def on_resume(store: Store, run: str | None):
 def on_load_config(store: Store, run: str | None):
     """Fill the form from an old run's config.json (to repeat it or vary one setting)."""
     if not run:
-        raise gr.Error("Pick a run whose settings to load.")
+        raise user_error("Pick a run whose settings to load.")
     cfg = RunFolder.of(store, run).read_meta()["config"]
     defaults = form_defaults(cfg.get("student"))
-    return tuple(cfg.get(k) if cfg.get(k) is not None else defaults[k] for k in FORM_FIELDS)
+    values = [cfg.get(k) if cfg.get(k) is not None else defaults.get(k) for k in FORM_FIELDS[:-1]]
+    return (*["" if v is None else v for v in values], "")
 
 
 def on_run_select(evt: gr.SelectData):
     return evt.row_value[0] if evt.row_value else gr.skip()
 
 
+def student_choices() -> list[tuple[str, str]]:
+    """(shown, value) per registered student: pretrained ones say when they cannot be used here, and why."""
+    out = []
+    for p in list_presets():
+        shown = p["name"] if p.get("available", True) else f"{p['name']} (unavailable: {p.get('reason', '')})"
+        out.append((shown, p["name"]))
+    return out
+
+
 def render(store: Store, demo: gr.Blocks, sel) -> None:
-    DEFAULTS = form_defaults()
     """Lay out the tab and wire its events. ``sel``: the Task & teacher tab's selection."""
+    defaults = form_defaults()
     intro("Train a small student on the reviewed rationales. `dss` learns label and rationale (weight α on the "
           "label); `standard` learns labels only. Training runs in the background; close the page any time.")
-    presets = [p["name"] for p in list_presets()]
     with gr.Row():
-        student = gr.Dropdown(presets, value=DEFAULTS["student"], allow_custom_value=True, scale=2,
-                              label="Student (preset, or a checkpoint folder / hub id)", elem_id="train-student")
-        method = gr.Radio(METHODS.names(), value=DEFAULTS["method"], label="Method", scale=2,
-                          elem_id="train-method")
-        numbers = gr.Radio(list(NUMBER_MODES), value=DEFAULTS["numbers"], scale=2, elem_id="train-numbers",
+        student = gr.Dropdown(student_choices(), value=defaults["student"], allow_custom_value=True, scale=2,
+                              label="Student (preset, pretrained, or a checkpoint folder / hub id)",
+                              elem_id="train-student")
+        method = gr.Radio(METHODS.names(), value=defaults["method"], label="Method", scale=2, elem_id="train-method",
+                          info="standard: labels only · dss: label + rationale · cot: rationale then label · "
+                               "kd: the teacher's class probabilities")
+        labels = gr.Radio(list(LABEL_SOURCES), value=defaults["label_source"], label="Labels", scale=2,
+                          info=LABEL_INFO, elem_id="train-labels")
+        numbers = gr.Radio(list(NUMBER_MODES), value=defaults["numbers"], scale=2, elem_id="train-numbers",
                            label="Numbers the student sees",
                            info="slots: N0, N1, … mapped back after generation; auto: slots for equation tasks "
-                                "with a preset student")
-        alpha = gr.Slider(0, 1, value=DEFAULTS["alpha"], step=0.05, label="α (dss: weight of the label loss)", scale=2)
+                                "with a from-scratch student")
     with gr.Row():
-        fraction = gr.Slider(0.05, 1, value=DEFAULTS["fraction"], step=0.05, label="Fraction of the training set")
-        steps = gr.Number(DEFAULTS["steps"], precision=0, minimum=1, label="Steps", elem_id="train-steps")
-        batch = gr.Number(DEFAULTS["batch_size"], precision=0, minimum=1, label="Batch size")
-        lr = gr.Number(DEFAULTS["learning_rate"], label="Learning rate")
-        seed = gr.Number(DEFAULTS["seed"], precision=0, label="Seed")
-        eval_every = gr.Number(DEFAULTS["eval_every"], precision=0, minimum=0, label="Evaluate every N steps",
+        alpha = gr.Slider(0, 1, value=defaults["alpha"], step=0.05, label="α (dss: weight of the label loss)")
+        fraction = gr.Slider(0.05, 1, value=defaults["fraction"], step=0.05, label="Fraction of the training set")
+        steps = gr.Number(defaults["steps"], precision=0, label="Steps", elem_id="train-steps")
+        batch = gr.Number(defaults["batch_size"], precision=0, label="Batch size", elem_id="train-batch")
+        lr = gr.Number(defaults["learning_rate"], label="Learning rate", elem_id="train-lr")
+        seed = gr.Number(defaults["seed"], precision=0, label="Seed")
+    with gr.Row():
+        eval_every = gr.Number(defaults["eval_every"], precision=0, label="Evaluate every N steps (0: never)",
                                elem_id="train-eval-every")
-    with gr.Row():
-        test_limit = gr.Number(None, precision=0, minimum=1, label="Score on the first N test examples (blank: all)",
-                               elem_id="train-test-limit")
+        # A text box: blank means "all", and gradio's Number would turn blank into 0 on every load.
+        test_limit = gr.Textbox("", label="Score on the first N test examples (blank: all)", placeholder="all",
+                                elem_id="train-test-limit")
+        lora = gr.Number(defaults.get("lora_rank", 0), precision=0, label="LoRA rank (pretrained students; 0: full "
+                         "fine-tuning)", elem_id="train-lora")
         run_name = gr.Textbox(label="Run name (optional; default task-method-student-time)")
     facts = gr.Markdown(elem_id="train-facts")
     cli = gr.Code(language="shell", label="Equivalent command (copy it to run from a terminal)", lines=2,
                   interactive=False, elem_id="train-cli")
     with gr.Row():
         train = gr.Button("Train student", variant="primary", elem_id="train-start")
-        cancel = gr.Button("Cancel", variant="stop", interactive=False)
+        cancel = gr.Button("Cancel", variant="stop", interactive=False, elem_id="train-cancel")
     progress = gr.HTML(elem_id="train-progress")
     timer = gr.Timer(1.5, active=False)
     with gr.Row():
         with gr.Column(scale=3):
             curves = gr.Plot(label="Loss and eval accuracy", elem_id="train-curves")
         with gr.Column(scale=2):
-            log = gr.Code(language=None, label="Log (tail)", lines=14, interactive=False)
+            log = gr.Code(language=None, label="Log (tail)", lines=14, interactive=False, elem_id="train-log")
     gr.Markdown("### Runs")
     with gr.Row():
         shown = gr.Dropdown([], label="Run shown in the chart", scale=3, elem_id="train-shown")
         resume = gr.Button("Resume this run", size="sm", scale=1)
         load_cfg = gr.Button("Load its settings into the form", size="sm", scale=1)
     runs = gr.Dataframe(headers=RUN_HEADERS, datatype="str", interactive=False, wrap=True, max_height=320,
-                        label="Runs in this workspace (click one to show it)", elem_id="train-runs")
+                        label="Runs in this workspace (click one to show it)", elem_id="train-runs",
+                        column_widths=RUN_WIDTHS, elem_classes=["wb-table"])
 
-    form = [student, method, numbers, alpha, fraction, steps, batch, lr, seed, eval_every, test_limit, run_name]
+    form = [student, method, labels, numbers, alpha, fraction, steps, batch, lr, seed, eval_every, test_limit, lora,
+            run_name]
     inputs = [sel.task, sel.teacher, *form]
     poll_out = [progress, log, curves, runs, shown, timer, train, cancel]
     poll = bind(on_poll, store)
+    update_form = bind(on_form, store)
     for comp in [sel.task, sel.teacher, *form]:
-        comp.change(bind(on_form, store), inputs, [cli, facts], show_progress="hidden", api_visibility="private")
-    train.click(bind(on_train, store), inputs, timer, api_name="train").then(poll, shown, poll_out,
-                                                                             api_visibility="private")
-    cancel.click(bind(on_cancel, store), None, None, api_visibility="private")
-    resume.click(bind(on_resume, store), shown, timer, api_name="resume").then(poll, shown, poll_out,
-                                                                               api_visibility="private")
-    load_cfg.click(bind(on_load_config, store), shown, form[:-1], api_visibility="private")
-    timer.tick(poll, shown, poll_out, show_progress="hidden", api_visibility="private")
-    runs.select(on_run_select, None, shown, api_visibility="private").then(poll, shown, poll_out,
-                                                                           api_visibility="private")
-    shown.input(poll, shown, poll_out, api_visibility="private")
-    demo.load(poll, shown, poll_out, api_visibility="private").then(bind(on_form, store), inputs, [cli, facts],
-                                                                    api_visibility="private")
+        comp.change(update_form, inputs, [cli, facts], api_visibility="private", **HIDDEN)
+    student.input(on_student, student, [steps, batch, lr, eval_every], api_visibility="private", **HIDDEN)
+    train.click(bind(on_train, store), inputs, timer, api_name="train", **HIDDEN).then(
+        poll, shown, poll_out, api_visibility="private", **HIDDEN)
+    cancel.click(bind(on_cancel, store), None, None, api_visibility="private", **HIDDEN)
+    resume.click(bind(on_resume, store), shown, timer, api_name="resume", **HIDDEN).then(
+        poll, shown, poll_out, api_visibility="private", **HIDDEN)
+    load_cfg.click(bind(on_load_config, store), shown, form, api_visibility="private", **HIDDEN)
+    timer.tick(poll, shown, poll_out, api_visibility="private", **HIDDEN)
+    runs.select(on_run_select, None, shown, api_visibility="private", **HIDDEN).then(
+        poll, shown, poll_out, api_visibility="private", **HIDDEN)
+    shown.input(poll, shown, poll_out, api_visibility="private", **HIDDEN)
+    demo.load(poll, shown, poll_out, api_visibility="private", **HIDDEN).then(
+        update_form, inputs, [cli, facts], api_visibility="private", **HIDDEN)

@@ -1,0 +1,127 @@
+"""Training settings as people type them (a form, a notebook widget): text or numbers in, a validated
+:class:`~workbench.distill.config.TrainConfig` out, with every mistake naming its field; and a preview of the
+training set a config would use, before anything starts.
+
+>>> config_from_form({"task": "wordproblems", "method": "standard", "steps": "40", "test_limit": ""}).steps
+40
+>>> config_from_form({"task": "wordproblems", "method": "standard", "steps": "0"})
+Traceback (most recent call last):
+...
+workbench.core.errors.ConfigError: Steps: must be at least 1 (not 0)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import fields
+
+from workbench.core.errors import ConfigError, NothingToDoError
+from workbench.core.store import Store
+from workbench.data.tasks import load_task
+from workbench.distill.config import TrainConfig
+from workbench.rationales.trainingset import build_training_set
+
+# What each field is called on the forms (and so in their messages): field → (label, type, lowest allowed).
+FORM_FIELDS: dict[str, tuple[str, type, float | None]] = {
+    "student": ("Student", str, None),
+    "method": ("Method", str, None),
+    "teacher": ("Teacher", str, None),
+    "label_source": ("Labels", str, None),
+    "numbers": ("Numbers the student sees", str, None),
+    "alpha": ("α", float, 0),
+    "fraction": ("Fraction of the training set", float, 0),
+    "steps": ("Steps", int, 1),
+    "batch_size": ("Batch size", int, 1),
+    "learning_rate": ("Learning rate", float, 0),
+    "seed": ("Seed", int, 0),
+    "eval_every": ("Evaluate every N steps", int, 0),
+    "test_limit": ("Score on the first N test examples", int, 1),
+    "lora_rank": ("LoRA rank", int, 0),
+    "run": ("Run name", str, None),
+}
+
+
+def label_of(name: str) -> str:
+    return FORM_FIELDS.get(name, (name.replace("_", " ").capitalize(), str, None))[0]
+
+
+def _parse(name: str, value):
+    """One form value: blank (None, "", whitespace) means "not given"; numbers may arrive as text or floats."""
+    label, kind, low = FORM_FIELDS[name]
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if kind is str:
+        return str(value).strip()
+    text = str(value).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        raise ConfigError(f"{label}: {text!r} is not a number") from None
+    if not math.isfinite(number):
+        raise ConfigError(f"{label}: must be a finite number (not {text})")
+    if kind is int:
+        if number != int(number):
+            raise ConfigError(f"{label}: must be a whole number (not {text})")
+        number = int(number)
+    if low is not None and number < low:
+        raise ConfigError(f"{label}: must be at least {low:g} (not {text})")
+    return number
+
+
+def config_from_form(values: dict) -> TrainConfig:
+    """A TrainConfig from form values (blank = the default or the student's recipe); a mistake names its field.
+
+    ``method`` ``standard`` learns gold labels alone, so the teacher is dropped for it unless teacher labels are
+    asked for."""
+    known = {f.name for f in fields(TrainConfig)}
+    parsed = {k: _parse(k, v) if k in FORM_FIELDS else v for k, v in values.items() if k in known}
+    parsed = {k: v for k, v in parsed.items() if v is not None}
+    if not parsed.get("task"):
+        raise ConfigError("Task: pick a task in the Task & teacher tab first")
+    if parsed.get("method") == "standard" and parsed.get("label_source", "gold") == "gold":
+        parsed.pop("teacher", None)
+    try:
+        return TrainConfig(**parsed)
+    except ConfigError as err:  # name the field the config complains about, in the form's words
+        message = str(err)
+        field = next((f for f in sorted(FORM_FIELDS, key=len, reverse=True) if message.startswith(f)), None)
+        raise ConfigError(f"{label_of(field)}: {message}" if field else message) from None
+
+
+def free_teacher_missing(store: Store, task, spec: str) -> bool:
+    """True when a free teacher has not answered the train split yet: the run will ask it first (instant)."""
+    from workbench.rationales.suggest import can_teach
+    from workbench.rationales.teachers.base import teacher_class, teacher_id
+
+    cls = teacher_class(spec)
+    return (cls.cost == "free" and cls.can_generate and not store.latest_generations(task.name, teacher_id(spec),
+                                                                                      split="train")
+            and can_teach(store, task, spec) is None)
+
+
+def training_preview(store: Store, cfg: TrainConfig) -> dict:
+    """What a run with ``cfg`` would learn from, without starting it: rows used, rows dropped and why, the label
+    source, and the resolved recipe. Raises (with the reason) when the training set would be empty."""
+    from workbench.distill.methods import method_for_config
+    from workbench.distill.runs import subsample
+
+    cfg = cfg.resolved()
+    task = load_task(cfg.task, store)
+    if cfg.teacher and free_teacher_missing(store, task, cfg.teacher):
+        n = len(store.examples(task.name, "train"))
+        return {"rows": n, "available": n, "dropped": {}, "label_source": cfg.label_source, "teacher": cfg.teacher,
+                "edited": 0, "to_generate": n, "steps": cfg.steps, "batch_size": cfg.batch_size,
+                "learning_rate": cfg.learning_rate, "eval_every": cfg.eval_every,
+                "epochs": round(cfg.steps * cfg.batch_size / max(1, n), 1)}
+    ts = build_training_set(store, task, cfg.teacher, label_source=cfg.label_source,
+                            drop_parse_errors=cfg.drop_parse_errors, drop_teacher_wrong=cfg.drop_teacher_wrong,
+                            only_accepted=cfg.only_accepted)
+    rows = subsample(ts.rows, cfg.fraction, cfg.seed)
+    method = method_for_config(cfg)
+    method.check_rows(rows)
+    if not rows:
+        raise NothingToDoError(f"the training set for {task.name!r} is empty")
+    return {"rows": len(rows), "available": len(ts.rows), "dropped": ts.dropped, "label_source": cfg.label_source,
+            "teacher": cfg.teacher, "edited": sum(1 for r in rows if r.get("edited")),
+            "steps": cfg.steps, "batch_size": cfg.batch_size, "learning_rate": cfg.learning_rate,
+            "eval_every": cfg.eval_every, "epochs": round(cfg.steps * cfg.batch_size / len(rows), 1)}

@@ -1,0 +1,45 @@
+"""Which teacher fits a task: what the app preselects when a task is chosen or imported, and what a run without
+a teacher of its own is compared with.
+
+>>> suggest_teacher(store, "svamp", "builtin")    # doctest: +SKIP   (an imported paper task)
+'released:palm-540b'
+"""
+
+from __future__ import annotations
+
+from workbench.core.errors import WorkbenchError
+from workbench.core.store import Store
+from workbench.data.tasks import load_task
+from workbench.rationales.teachers.base import TEACHERS, get_teacher, teacher_id
+
+
+def can_teach(store: Store, task, spec: str) -> str | None:
+    """Why ``spec`` cannot generate answers for ``task`` (None: it can)."""
+    try:
+        teacher = get_teacher(spec, store=store)
+    except WorkbenchError as err:
+        return str(err)
+    if not teacher.can_generate:
+        answered = any(t["teacher"] == teacher.id for t in store.teachers_of(task.name))
+        return None if answered else f"{teacher.id} has no stored answers for {task.name!r}"
+    return teacher.can_answer(task)
+
+
+def suggest_teacher(store: Store, task_name: str, current: str | None = None, split: str | None = None) -> str | None:
+    """The current teacher if it can teach this task; else the teacher that answered most of the task (of
+    ``split``, when given: comparisons use the test split); else a free teacher that can answer it."""
+    task = load_task(task_name, store)
+    if current and can_teach(store, task, current) is None:
+        return current
+    counts = {}
+    for t in store.teachers_of(task_name):
+        if t["n"] > (t["errors"] or 0):
+            counts[t["teacher"]] = (len(store.latest_generations(task_name, t["teacher"], split=split))
+                                    if split else t["n"] - (t["errors"] or 0))
+    best = max(counts, key=counts.get, default=None)
+    if best and counts[best]:
+        return best
+    for kind, cls in TEACHERS.items():
+        if cls.cost == "free" and cls.can_generate and not cls.needs_target and can_teach(store, task, kind) is None:
+            return kind
+    return current if current is None else teacher_id(current)
