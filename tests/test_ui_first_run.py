@@ -238,3 +238,22 @@ def test_user_errors_print_no_traceback_on_the_server(tmp_path):
         proc.terminate()
         out = proc.communicate(timeout=30)[0]
     assert "Traceback" not in out, out[-2000:]
+
+
+# Rationalization (the pretrained-model issue's teacher part): the gold answer in the prompt, kept apart, marked.
+def test_rationalization_shows_the_answer_keeps_its_answers_apart_and_says_so(ws):
+    from workbench.cli import main as cli
+
+    task = load_task("wordproblems", ws)
+    ex = task.examples("train", 1)[0]
+    plain, hinted = task.template().render(ex.input), task.template().rationalizing().render(ex.input, ex.label)
+    assert f"The correct answer is {ex.label}." in hinted and f"{ex.label}" not in plain.split("Q: ")[-1]
+    for extra in (["--rationalize"], []):
+        assert cli(["--workspace", str(ws.workspace), "generate", "--task", "wordproblems", "--teacher", "builtin",
+                    "--limit", "3", *extra]) == 0
+    hashes = {t["template_hash"] for t in ws.teachers_of("wordproblems")}
+    assert len(hashes) == 2  # the rationalized answers did not stand in for plain ones
+    by_hash = {h: ws.latest_generations("wordproblems", "builtin", h, split="train") for h in hashes}
+    marks = {h: {current_state(ws, r["generation_id"])["rationalized"] for r in rows} for h, rows in by_hash.items()}
+    assert sorted(marks.values(), key=str) == [{False}, {True}]
+    assert check_generation(ws, "wordproblems", "builtin", limit=2, rationalize=True).to_spec()["rationalize"] is True

@@ -21,6 +21,8 @@ def register(sub) -> None:
     p.add_argument("--split", default="train")
     p.add_argument("--limit", type=int, help="first N examples of the split (default: all)")
     p.add_argument("--dry-run", action="store_true", help="only say how many requests (and ~tokens) it would send")
+    p.add_argument("--rationalize", action="store_true",
+                   help="show the teacher each example's gold answer and ask it to explain it (rationalization)")
     p.set_defaults(func=cmd_generate)
 
     p = add_common(sub.add_parser("export", help="export the resolved training set as JSONL or CSV"))
@@ -64,8 +66,9 @@ def cmd_generate(args) -> dict:
     store = open_store(args)
     task = load_task(args.task, store)
     teacher = get_teacher(args.teacher, store=store)
+    template = task.template().rationalizing() if args.rationalize else task.template()
     if args.dry_run:
-        return plan_generation(store, task, teacher, split=args.split, limit=args.limit).summary()
+        return plan_generation(store, task, teacher, split=args.split, limit=args.limit, template=template).summary()
     bar = tqdm(total=None, desc=f"{teacher.id} → {task.name}", unit="ex", file=sys.stderr, disable=None)
 
     def progress(p) -> None:  # a GenerationProgress event
@@ -75,7 +78,8 @@ def cmd_generate(args) -> dict:
         bar.refresh()
 
     try:
-        summary = generate_rationales(store, task, teacher, split=args.split, limit=args.limit, progress=progress)
+        summary = generate_rationales(store, task, teacher, split=args.split, limit=args.limit, template=template,
+                                      progress=progress)
     finally:
         bar.close()
         teacher.close()

@@ -17,6 +17,7 @@ from workbench.core.errors import ConfigError, UnknownNameError
 from workbench.data.parsers import Parser, get_parser
 
 PLACEHOLDER = "{input}"
+ANSWER = "{answer}"  # in a rationalizing template: the gold answer the teacher is asked to explain
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,32 @@ class PromptTemplate:
     def hash(self) -> str:
         return template_hash(self.text, self.parser_name)
 
-    def render(self, input_text: str) -> str:
-        return self.text.replace(PLACEHOLDER, input_text)
+    def render(self, input_text: str, answer: str | None = None) -> str:
+        """The prompt for one input; a rationalizing template also shows the gold ``answer`` (without one, its
+        hint line is left out)."""
+        text = self.text
+        if ANSWER in text:
+            line = next(x for x in text.splitlines(keepends=True) if ANSWER in x)
+            text = text.replace(line, line.replace(ANSWER, answer)) if answer else text.replace(line, "")
+        return text.replace(PLACEHOLDER, input_text)
+
+    @property
+    def rationalizes(self) -> bool:
+        return ANSWER in self.text
+
+    def rationalizing(self) -> PromptTemplate:
+        """Rationalization (STaR; SCOTT): the same prompt with the gold answer given, so a weak teacher explains the
+        right answer instead of finding one. A different text, so its answers are kept apart by template hash.
+
+        >>> t = get_template("wordproblems").rationalizing()
+        >>> t.name, "The correct answer is ( 4 - 2 ) - 1." in t.render("Anne has 4 apples …", "( 4 - 2 ) - 1")
+        ('wordproblems+rationalize', True)
+        """
+        if self.rationalizes:
+            return self
+        head, sep, tail = self.text.rpartition(PLACEHOLDER)
+        hint = f"\n(The correct answer is {ANSWER}. Explain step by step why, then end with it as usual.)"
+        return replace(self, name=f"{self.name}+rationalize", text=head + sep + hint + tail)
 
     def with_text(self, text: str) -> PromptTemplate:
         """A copy with edited text; validation keeps the placeholder, so an edit cannot silently drop the input."""

@@ -106,10 +106,11 @@ def default_limit(spec: str) -> str:
 
 
 @edge
-def on_generate(store: Store, task_name: str, spec: str, template_text: str, n, split: str):
+def on_generate(store: Store, task_name: str, spec: str, template_text: str, n, split: str,
+                rationalize: bool = False):
     """Start a generation job (checked first, so a request that cannot work is refused now, with the reason)."""
     request = check_generation(store, task_name, spec, split=split or "train", limit=_limit(n),
-                               template_text=template_text)
+                               template_text=template_text, rationalize=bool(rationalize))
     job_id = start_job(store, "generate", request.to_spec())
     info("Generation started; it keeps running if you close the page.")
     return job_id, gr.Timer(active=True)
@@ -207,7 +208,7 @@ def header_md(s: dict) -> str:
     if s["steps"].steps:
         wrong = "; ".join(s["steps"].wrong)
         parts.append(f"steps {s['steps'].summary()}" + (f" (wrong: {md_text(wrong)})" if wrong else ""))
-    if (s.get("settings") or {}).get("rationalize"):
+    if s.get("rationalized"):
         parts.append("rationalization: the teacher was shown the gold answer")
     return " · ".join(parts)
 
@@ -321,6 +322,9 @@ def render(store: Store, demo: gr.Blocks, sel) -> None:
         with gr.Column(scale=2):
             generate = gr.Button("Generate rationales", variant="primary", elem_id="gen-start")
             cancel = gr.Button("Cancel", variant="stop", interactive=False, size="sm")
+    rationalize = gr.Checkbox(False, label="Rationalization: show the teacher the gold answer and ask it to explain "
+                              "it (helps a weak teacher; answers are kept apart and marked in review)",
+                              elem_id="gen-rationalize")
     plan = gr.Markdown(elem_id="gen-plan")
     progress = gr.HTML(elem_id="gen-progress")
     with gr.Accordion("Job log", open=False):
@@ -376,7 +380,8 @@ def render(store: Store, demo: gr.Blocks, sel) -> None:
     poll_out = [progress, log, table, where, page, timer, generate, cancel]
     refresh = bind(on_poll, store)
     plan_in = [sel.task, sel.teacher, n, split]
-    generate.click(bind(on_generate, store), [sel.task, sel.teacher, sel.template, n, split], [job_id, timer],
+    generate.click(bind(on_generate, store), [sel.task, sel.teacher, sel.template, n, split, rationalize],
+                   [job_id, timer],
                    api_name="generate", **HIDDEN).then(refresh, table_in, poll_out, api_visibility="private", **HIDDEN)
     cancel.click(bind(on_cancel, store), sel.task, None, api_visibility="private", **HIDDEN)
     timer.tick(refresh, table_in, poll_out, api_visibility="private", **HIDDEN)
