@@ -102,11 +102,19 @@ def test_word_problems_are_short_with_a_small_vocabulary():
 
 def test_levels_option_accepts_cli_text_and_rejects_nonsense():
     assert TASKS["wordproblems"](levels="1, 3").spec["levels"] == [1, 3]
-    for bad in ("4", "", (0,)):
+    for bad in ("5", "", (0,)):
         with pytest.raises(ConfigError):
             TASKS["wordproblems"](levels=bad)
     with pytest.raises(ConfigError):
         TASKS["quantnli"](n_test=-1)
+
+
+def test_the_hard_level_has_three_operations_and_two_distractors():
+    hard = list(TASKS["wordproblems-hard"](n_train=200, n_valid=0, n_test=0).build_examples())
+    assert {e.fields["level"] for e in hard} == {3, 4}
+    assert all(len(e.fields["operations"]) == {3: 2, 4: 3}[e.fields["level"]] for e in hard)
+    assert all(len(e.fields["distractors"]) == 2 for e in hard)
+    assert all(evaluate_equation(e.label) == e.fields["answer"] for e in hard)
 
 
 def test_quantnli_classes_are_balanced_in_every_split():

@@ -17,9 +17,9 @@ from __future__ import annotations
 import re
 
 _NUMBER = re.compile(r"\b\d+\b")
-_MINUS = ("gives", "gave", "eats", "ate", "loses", "lost", "spends", "spent", "sells", "sold", "uses", "used",
+_MINUS = ("give", "gives", "gave", "eats", "ate", "loses", "lost", "spends", "spent", "sells", "sold", "uses", "used",
           "breaks", "broke", "drops", "dropped", "throws", "donates", "left", "away")
-_PLUS = ("buys", "bought", "gets", "got", "finds", "found", "receives", "received", "picks", "makes", "more",
+_PLUS = ("buy", "buys", "bought", "get", "gets", "got", "find", "finds", "found", "receives", "received", "picks", "makes", "more",
          "adds", "wins", "won")
 _DIVIDE = ("shares", "share", "equally", "among", "split", "splits", "into", "divides")
 _TIMES = ("each", "every", "per")

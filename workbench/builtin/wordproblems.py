@@ -89,7 +89,26 @@ _FRAMES = (
                                      "{P} puts the rest equally into {c} bags."),
            "How many {o} are in each bag?", "{N} starts with {a} {o}.",
            ("{P} gives away {b}", "{P} puts the rest into {c} bags")),
+    # Three operations (level 4): more steps per problem.
+    _Frame("give_buy_give", ("-", "+", "-"), ("{N} has {a} {o}.", "{P} gives {b} to {M}.", "Then {p} buys {c} more.",
+                                              "Later {p} gives {e} to {K}."),
+           "How many {o} does {N} have now?", "{N} starts with {a} {o}.",
+           ("{P} gives away {b}", "Then {p} buys {c} more", "Then {p} gives away {e}"), (20, 20, 20, 20)),
+    _Frame("buy_find_give", ("+", "+", "-"), ("{N} has {a} {o}.", "{P} buys {b} more.", "{P} finds {c} more.",
+                                              "Then {p} gives {e} to {M}."),
+           "How many {o} does {N} have now?", "{N} starts with {a} {o}.",
+           ("{P} buys {b} more", "{P} finds {c} more", "Then {p} gives away {e}"), (20, 20, 20, 20)),
+    _Frame("bags_buy_share", ("*", "+", "/"), ("{N} has {a} bags with {b} {o} in each.", "{P} buys {c} more {o}.",
+                                               "{P} shares them equally among {e} friends."),
+           "How many {o} does each friend get?", "{N} has {a} bags.",
+           ("Each bag has {b} {o}", "Then {p} buys {c} more", "{P} shares them among {e} friends"), (9, 9, 20, 9)),
+    _Frame("three_give", ("+", "+", "-"), ("{N} has {a} {o}.", "{M} has {b} {o} and {K} has {c} {o}.",
+                                           "They give {e} to their teacher."),
+           "How many {o} do they have left?", "{N} has {a} {o}.",
+           ("{M} has {b}", "{K} has {c}", "They give away {e}"), (20, 20, 20, 20)),
 )
+# Operations per level: 1 and 2 as named, 3 is level 2 with a second distractor, 4 has three operations and two.
+_OPS_FOR_LEVEL = {1: 1, 2: 2, 3: 2, 4: 3}
 
 # (sentence, how the teacher names it when it says what is not needed); {X} is any name, {o2} another object.
 _DISTRACTORS = (
@@ -143,12 +162,12 @@ def _draw_distractors(rng: random.Random, count: int, ctx: dict, used: list[int]
 
 def _word_problem(rng: random.Random, level: int) -> tuple[str, str, dict]:
     """One story: (input text, gold equation, fields)."""
-    frame = rng.choice([f for f in _FRAMES if f.level == min(level, 2)])
+    frame = rng.choice([f for f in _FRAMES if f.level == _OPS_FOR_LEVEL[level]])
     name, other, third = rng.sample(NAMES, 3)
     pron = "she" if name in SHE else "he"
     values = _draw_values(rng, frame)
     ctx = {"N": name, "M": other, "K": third, "p": pron, "P": pron.capitalize(), "o": rng.choice(OBJECTS),
-           **dict(zip("abc", values))}
+           **dict(zip("abce", values))}  # not "d": a distractor's own value is {d}
     distractors = _draw_distractors(rng, 2 if level >= 3 else 1, ctx, values)
     sentences = [s.format(**ctx) for s in frame.story]
     for d in distractors:  # never first: "She also has …" needs the story's subject introduced
@@ -199,16 +218,25 @@ def _levels(levels) -> list[int]:
     if isinstance(levels, str):  # from a CLI flag: "1,2,3"
         levels = [p for p in levels.replace(" ", "").split(",") if p]
     out = sorted({int(v) for v in levels})
-    if not out or not set(out) <= {1, 2, 3}:
-        raise ConfigError(f"levels must be some of 1, 2, 3 (e.g. levels=1,2), not {levels!r}")
+    if not out or not set(out) <= set(_OPS_FOR_LEVEL):
+        raise ConfigError(f"levels must be some of 1, 2, 3, 4 (e.g. levels=1,2), not {levels!r}")
     return out
 
 
 def wordproblems(n_train=2000, n_valid=200, n_test=300, seed=0, levels=(1, 2)) -> WordProblemsTask:
-    """Level 1: one operation; 2: two; 3: two plus a second distractor. Levels are mixed evenly."""
+    """Level 1: one operation; 2: two; 3: two plus a second distractor; 4: three operations and two distractors.
+    Levels are mixed evenly."""
     spec = {**sizes(n_train, n_valid, n_test, seed), "levels": _levels(levels)}
     return WordProblemsTask(name="wordproblems", answer_kind="equation", template_name="wordproblems",
                             source="builtin", spec=spec)
+
+
+def wordproblems_hard(n_train=2000, n_valid=200, n_test=300, seed=0, levels=(3, 4)) -> WordProblemsTask:
+    """The harder built-in word problems: two or three operations, two distractors each (levels 3 and 4), so a
+    pretrained student does not reach 1.00 from a few rows and a data-efficiency curve has room to rise."""
+    task = wordproblems(n_train, n_valid, n_test, seed, levels)
+    task.name = "wordproblems-hard"
+    return task
 
 
 
