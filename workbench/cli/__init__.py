@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from workbench.core.errors import WorkbenchError
 
-COMMAND_MODULES = ("data", "imports", "training", "serving", "models")
+COMMAND_MODULES = ("data", "imports", "training", "serving", "models", "sweeps")
 
 
 def default_workspace() -> str:

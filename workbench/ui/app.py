@@ -68,6 +68,12 @@ def build_app(workspace: str | os.PathLike) -> gr.Blocks:
                     compare.render(store, demo, sel, compare_tab)
                 else:
                     gr.Markdown("Comparison is not part of this build (`workbench.results.compare` is missing).")
+            sweeps = _optional_tab("sweeps")
+            with gr.Tab("Sweeps", id="sweeps"):
+                if sweeps is not None:
+                    sweeps.render(store, demo, sel)
+                else:
+                    gr.Markdown("Sweeps are not part of this build (`workbench.distill.sweeps` is missing).")
             with gr.Tab("About", id="about"):
                 about.render()
     demo.workbench_store = store  # tests and embedding apps reach the store the handlers use
