@@ -31,6 +31,8 @@ _API = {
     "job_status": "workbench.core.jobs",
     "cancel_job": "workbench.core.jobs",
     "wait_job": "workbench.core.jobs",
+    # core: the pretrained catalog (smollm2-135m offline, hub models with what they need)
+    "list_models": "workbench.core.pretrained",
     # data: tasks and prompts
     "load_task": "workbench.data.tasks",
     "list_tasks": "workbench.data.tasks",
@@ -59,6 +61,12 @@ _API = {
     "resume_run": "workbench.distill.runs",
     "load_run": "workbench.distill.predict",
     "RunFolder": "workbench.distill.runfolder",
+    "SweepConfig": "workbench.distill.sweeps",
+    "create_sweep": "workbench.distill.sweeps",
+    "run_sweep": "workbench.distill.sweeps",
+    "start_sweep": "workbench.distill.sweeps",
+    "sweep_status": "workbench.distill.sweeps",
+    "sweep_points": "workbench.distill.sweeps",
     # results: scores, comparisons, figures
     "evaluate": "workbench.results.evaluation",
     "compare": "workbench.results.compare",
