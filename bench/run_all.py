@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = ("throughput", "number_slots", "data_efficiency", "first_result", "teachers", "pretrained", "gpu")
+SCRIPTS = ("throughput", "number_slots", "data_efficiency", "first_result", "teachers", "pretrained", "sweeps", "gpu")
 
 
 def has_cuda() -> bool:

@@ -134,3 +134,11 @@ def test_pretrained_bench_smoke(tmp_path):
     learn = json.loads((tmp_path / "pretrained-learn.json").read_text())
     assert [(r["method"], r["lora_rank"]) for r in learn["runs"]] == [("standard", 0), ("dss", 0), ("dss", 8)]
     assert all(0 <= r["accuracy"] <= 1 and r["n_test"] > 0 for r in learn["runs"])
+
+
+@pytest.mark.slow
+def test_sweeps_bench_smoke(tmp_path):
+    _bench(tmp_path, "sweeps.py")
+    result = json.loads((tmp_path / "sweep-smoke.json").read_text())
+    assert result["done"] == result["total"] == 4 and {t["method"] for t in result["table"]} == {"standard", "dss"}
+    assert "| tiny | 16 |" in (tmp_path / "sweep-smoke.md").read_text()
