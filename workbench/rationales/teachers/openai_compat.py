@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from workbench.core.errors import TeacherError
+from workbench.core.text import printable
 from workbench.rationales.teachers.base import Option, Teacher, TeacherReply, TeacherRequest
 from workbench.rationales.teachers.hf import DEFAULT_STOP, parse_stops
 
@@ -47,8 +48,21 @@ _FATAL_STATUS = {401: "the endpoint refused the API key", 403: "the endpoint ref
                  404: "the endpoint does not know this model or path"}
 
 
+MAX_ANSWER_CHARS = 1_000_000  # one answer longer than this is a per-row error, never stored
+MAX_BODY_BYTES = 8 * 1024 * 1024  # a reply body is read up to this much (1 MB of text, JSON-escaped, fits)
+MAX_DETAIL_CHARS = 200
+
+
 class BadResponse(Exception):
-    """The endpoint answered 200 but not with a usable completion (garbage JSON, no choices)."""
+    """The endpoint answered 200 but not with a usable completion (garbage JSON, no choices, no text)."""
+
+    def __init__(self, message: str, retry: bool = True):
+        super().__init__(message)
+        self.retry = retry
+
+
+class ReplyTooLarge(Exception):
+    """A reply body larger than :data:`MAX_BODY_BYTES`: reading stops there (memory stays bounded)."""
 
 
 @dataclass(frozen=True)
@@ -123,7 +137,9 @@ def classify(err: BaseException) -> Fault:
     if isinstance(err, json.JSONDecodeError):
         return Fault("malformed JSON", retry=True)
     if isinstance(err, BadResponse):
-        return Fault(str(err), retry=True)
+        return Fault(str(err), retry=err.retry)
+    if isinstance(err, ReplyTooLarge):
+        return Fault("reply too large", retry=False)
     raise err
 
 
@@ -161,6 +177,7 @@ class OpenAITeacher(Teacher):
         self.stops = parse_stops(self.stop)
         self._rng = random.Random()
         self._client = None  # made on the first batch, in the shared loop
+        self._secrets: tuple[str, ...] = ()  # the key, blanked in every error detail before it is cut
         self.stats = {"requests": 0, "retries": 0, "in_flight": 0, "max_in_flight": 0, "rows": 0,
                       "failed_rows": 0, "reasons": Counter(), "retry_after_waits": []}
 
@@ -194,7 +211,9 @@ class OpenAITeacher(Teacher):
 
         key = os.environ.get(self.key_env) or DUMMY_KEY  # read here, held by the client (in memory) only
         if self._client is None:
-            self._client = AsyncOpenAI(api_key=key, base_url=self.base_url, max_retries=0, timeout=self.timeout)
+            self._client = AsyncOpenAI(api_key=key, base_url=self.base_url, max_retries=0, timeout=self.timeout,
+                                       http_client=_bounded_http_client(self.timeout))
+        self._secrets = (key,) if key != DUMMY_KEY else ()
         gate = asyncio.Semaphore(self.concurrency)
         tasks = [asyncio.ensure_future(self._one(self._client, gate, r.prompt)) for r in requests]
         try:
@@ -203,9 +222,6 @@ class OpenAITeacher(Teacher):
             for task in tasks:
                 task.cancel()
             raise
-        for reply in replies:
-            if reply.error and key != DUMMY_KEY:
-                reply.error = reply.error.replace(key, "***")
         return list(replies)
 
     def close(self) -> None:
@@ -227,7 +243,7 @@ class OpenAITeacher(Teacher):
                     text = await self._call(client, prompt)
                     return TeacherReply(text, seconds=round(time.monotonic() - started, 4))
                 except Exception as err:  # sorted by classify(); whatever it does not know is re-raised
-                    fault, detail = classify(err), _detail(err)
+                    fault, detail = classify(err), _detail(err, self._secrets)
                 finally:
                     self.stats["in_flight"] -= 1
             if fault.fatal:
@@ -255,14 +271,7 @@ class OpenAITeacher(Teacher):
             resp = await client.chat.completions.create(messages=[{"role": "user", "content": prompt}], **common)
         else:
             resp = await client.completions.create(prompt=prompt, **common)
-        choices = getattr(resp, "choices", None)
-        if isinstance(resp, str) or choices is None:  # a non-JSON body comes back as text
-            raise BadResponse("malformed response")
-        if not choices:
-            raise BadResponse("empty choices")
-        first = choices[0]
-        text = first.message.content if self.mode == "chat" else first.text
-        return text or ""  # no content (a refusal, a tool call) is an empty answer: a parse error, not a crash
+        return answer_text(resp, self.mode)
 
 
 def _check_target(model: str, base_url: str) -> None:
@@ -277,10 +286,99 @@ def _check_target(model: str, base_url: str) -> None:
                            "key in an environment variable and name it with key_env=NAME")
 
 
-def _detail(err: BaseException) -> str:
-    """A short, single-line description of one failed attempt (the key is blanked by the caller)."""
-    text = " ".join(str(err).split()) or type(err).__name__
-    return text[:200]
+def answer_text(resp, mode: str) -> str:
+    """The first choice's text from a parsed reply, whatever shape the endpoint sent; :class:`BadResponse` when it
+    holds none (a body that is not JSON arrives as text; choices without a message or text; content that is not
+    a string; an answer longer than :data:`MAX_ANSWER_CHARS`).
+
+    >>> answer_text({"choices": [{"text": "4"}]}, "completions")
+    '4'
+    """
+    choices = _field(resp, "choices")
+    if isinstance(resp, (str, bytes)) or choices is None:
+        raise BadResponse("malformed response")
+    if not isinstance(choices, (list, tuple)):
+        raise BadResponse(f"'choices' is a {type(choices).__name__}, not a list", retry=False)
+    if not choices:
+        raise BadResponse("empty choices")
+    first = choices[0]
+    text = _field(_field(first, "message"), "content") if mode == "chat" else _field(first, "text")
+    if text is None:
+        if mode == "chat" and _field(first, "message") is None:
+            raise BadResponse("a choice without a message", retry=False)
+        if mode != "chat" and not _has_field(first, "text"):
+            raise BadResponse("a choice without text", retry=False)
+        return ""  # no content (a refusal, a tool call) is an empty answer: a parse error, not a crash
+    if not isinstance(text, str):
+        raise BadResponse(f"the answer is not text ({type(text).__name__})", retry=False)
+    if len(text) > MAX_ANSWER_CHARS:
+        raise BadResponse(f"answer longer than {MAX_ANSWER_CHARS:,} characters", retry=False)
+    return text
+
+
+def _field(obj, name: str):
+    """``obj.name`` or ``obj[name]`` (the client builds models without validating them), else None."""
+    if isinstance(obj, dict):
+        return obj.get(name)
+    value = getattr(obj, name, None)
+    if value is None:
+        extra = getattr(obj, "model_extra", None) or {}
+        value = extra.get(name) if isinstance(extra, dict) else None
+    return value
+
+
+def _has_field(obj, name: str) -> bool:
+    if isinstance(obj, dict):
+        return name in obj
+    fields = getattr(obj, "model_fields_set", None)
+    return name in fields if fields is not None else hasattr(obj, name)
+
+
+def _detail(err: BaseException, secrets: tuple[str, ...] = ()) -> str:
+    """A short, single-line description of one failed attempt. Secrets are blanked first, then the text is cut:
+    cut first, a key straddling the cut would leave its start behind."""
+    text = str(err)
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    text = " ".join(text.split()) or type(err).__name__
+    for secret in secrets:  # a key broken across lines is whole again once whitespace is joined
+        text = text.replace(secret, "***")
+    return printable(text)[:MAX_DETAIL_CHARS]
+
+
+def _bounded_http_client(timeout: float):
+    """The client's own HTTP client, but reading at most :data:`MAX_BODY_BYTES` of any reply: a 50 MB answer
+    costs 8 MB of memory and one per-row error, not the job."""
+    import httpx2
+    from openai import DefaultAsyncHttpxClient
+
+    async def cap(response) -> None:
+        length = response.headers.get("content-length", "")
+        if length.isdigit() and int(length) > MAX_BODY_BYTES:
+            raise ReplyTooLarge(f"reply of {int(length):,} bytes, more than {MAX_BODY_BYTES:,}")
+        response.stream = _capped(response.stream, MAX_BODY_BYTES)
+
+    return DefaultAsyncHttpxClient(timeout=httpx2.Timeout(timeout, connect=min(timeout, 5.0)),
+                                   event_hooks={"response": [cap]})
+
+
+def _capped(stream, limit: int):
+    """``stream`` (a response body) raising :class:`ReplyTooLarge` once more than ``limit`` bytes arrived."""
+    import httpx2
+
+    class CappedStream(httpx2.AsyncByteStream):
+        async def __aiter__(self):
+            seen = 0
+            async for chunk in stream:
+                seen += len(chunk)
+                if seen > limit:
+                    raise ReplyTooLarge(f"reply larger than {limit:,} bytes")
+                yield chunk
+
+        async def aclose(self) -> None:
+            await stream.aclose()
+
+    return CappedStream()
 
 
 _LOOP: asyncio.AbstractEventLoop | None = None
