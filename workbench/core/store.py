@@ -1,5 +1,5 @@
 """The workspace store: one SQLite file (WAL, foreign keys) for tasks, examples, templates, generations, edits,
-the run index and jobs.
+claims on work in progress, the run index and jobs.
 
 Every write is one transaction, so a process killed at any point leaves the store consistent and loses at most
 the rows of the transaction in flight. Generations and edits are append-only: a new answer or a new edit is a new
@@ -11,6 +11,7 @@ row, and the latest one wins when a training set is built.
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 import threading
@@ -25,7 +26,7 @@ from workbench.core.records import Example, Generation, dumps, loads
 from workbench.core.store_generations import EDIT_STATUSES, GenerationTables
 from workbench.core.store_index import IndexTables
 
-__all__ = ["DB_NAME", "EDIT_STATUSES", "SCHEMA_VERSION", "Example", "Generation", "Store"]
+__all__ = ["DB_NAME", "EDIT_STATUSES", "SCHEMA_VERSION", "Example", "Generation", "Store", "is_disk_full"]
 
 SCHEMA_VERSION = 1
 DB_NAME = "workbench.sqlite"
@@ -59,6 +60,9 @@ CREATE TABLE IF NOT EXISTS runs (
     name TEXT PRIMARY KEY, task TEXT NOT NULL, method TEXT NOT NULL, student TEXT NOT NULL,
     status TEXT NOT NULL, run_dir TEXT NOT NULL, summary TEXT NOT NULL DEFAULT '{}',
     created REAL NOT NULL, updated REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS claims (
+    work TEXT NOT NULL, example_id TEXT NOT NULL, owner TEXT NOT NULL,
+    PRIMARY KEY (work, example_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY, kind TEXT NOT NULL, status TEXT NOT NULL, spec TEXT NOT NULL, pid INTEGER,
     progress TEXT NOT NULL DEFAULT '{}', error TEXT, created REAL NOT NULL, updated REAL NOT NULL);
@@ -123,6 +127,12 @@ class Store(GenerationTables, IndexTables):
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise _store_error(self.path, err) from err
+        except UnicodeEncodeError as err:  # SQLite takes valid Unicode only: a lone surrogate cannot be stored
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise StoreError("cannot store text that is not valid Unicode (it holds a lone surrogate such as "
+                             "\\ud800, or bytes that are not UTF-8); clean the data and retry (nothing was "
+                             "written)") from err
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -244,6 +254,25 @@ class Store(GenerationTables, IndexTables):
         if r is None:
             raise UnknownNameError("example", f"{task}/{example_id}")
         return Example(r["id"], r["split"], r["input"], r["label"], loads(r["fields"]))
+
+
+def is_disk_full(err: BaseException, where: str | os.PathLike | None = None) -> bool:
+    """Whether an error means the disk (or a quota, or a file size limit) ran out of room. safetensors and SQLite
+    say so in their own words; torch's writer only says its stream failed, so with ``where`` an I/O-looking error
+    counts when the file system holding ``where`` has (almost) no room left."""
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return True
+    text = str(err)
+    if any(s in text for s in ("No space left", "StorageFull", "code: 28", "database or disk is full",
+                               "File too large", "Disk quota exceeded")):
+        return True
+    if where is None or not isinstance(err, (OSError, RuntimeError)):
+        return False
+    try:
+        fs = os.statvfs(where)
+    except OSError:
+        return False
+    return fs.f_bavail * fs.f_frsize < 1024 * 1024
 
 
 def _store_error(path: Path, err: sqlite3.OperationalError) -> StoreError:

@@ -1,18 +1,34 @@
-"""The store's generation tables: prompt templates, teacher generations (append-only) and edits with history.
+"""The store's generation tables: prompt templates, teacher generations (append-only), edits with history, and
+claims on examples being answered.
 
 Mixed into :class:`~workbench.core.store.Store`; every write is one transaction.
+
+Claims: a generating process claims the examples of a batch before it asks the teacher (one transaction: what
+is answered or claimed by a live process is skipped), and releases them in the transaction that stores the
+answers. A claim lives as long as its owner's lock (:mod:`workbench.core.locks`): when the owner dies, however
+it dies, the next claimer drops its claims. So two processes on the same task and teacher never ask about the
+same example, and a killed one blocks nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from workbench.core.errors import UnknownNameError
+from workbench.core.locks import is_held
 from workbench.core.records import Generation, dumps, generation_from_row, loads
 
 EDIT_STATUSES = ("accepted", "rejected", "unreviewed")
+
+
+def _work_key(task: str, teacher: str, template_hash: str, settings_key: str) -> str:
+    """One short key for what is being generated (task, teacher, template, settings), for the claims table."""
+    return hashlib.sha256("\0".join((task, teacher, template_hash, settings_key)).encode()).hexdigest()[:16]
 
 
 class GenerationTables:
@@ -56,7 +72,50 @@ class GenerationTables:
             args.append(settings_key)
         return {r[0] for r in self.conn.execute(sql, args)}
 
+    # -- claims on work in progress -------------------------------------------------------------------------------
+    # A claim row is small (one page holds ~100): claiming a batch costs a few pages of the WAL, so a nearly full
+    # disk still takes whole batches.
+    def owner_lock_path(self, owner: str) -> Path:
+        """The lock file whose holder is claim owner ``owner`` (``<workspace>/locks/<owner>.lock``)."""
+        return self.workspace / "locks" / f"{owner}.lock"
+
+    def claim_examples(self, task: str, teacher: str, template_hash: str, settings_key: str,
+                       example_ids: Iterable[str], owner: str) -> list[str]:
+        """Claim, in one transaction, those of ``example_ids`` that have no successful generation for this
+        teacher, template and settings and no claim by a live owner; returns them (in the order given)."""
+        work = _work_key(task, teacher, template_hash, settings_key)
+        wanted = list(dict.fromkeys(example_ids))
+        with self.transaction() as conn:
+            others = [r[0] for r in conn.execute("SELECT DISTINCT owner FROM claims WHERE owner != ?", (owner,))]
+            for dead in (o for o in others if not is_held(self.owner_lock_path(o))):
+                conn.execute("DELETE FROM claims WHERE owner = ?", (dead,))
+                with contextlib.suppress(OSError):
+                    self.owner_lock_path(dead).unlink()
+            taken = {r[0] for r in conn.execute("SELECT example_id FROM claims WHERE work = ?", (work,))}
+            taken |= self.done_example_ids(task, teacher, template_hash, settings_key)
+            mine = [e for e in wanted if e not in taken]
+            conn.executemany("INSERT INTO claims(work, example_id, owner) VALUES (?,?,?)",
+                             [(work, e, owner) for e in mine])
+        return mine
+
+    def release_claims(self, owner: str, example_ids: Iterable[str] | None = None) -> None:
+        """Drop ``owner``'s claims (all, or those on ``example_ids``); joins the caller's transaction if any."""
+        with self.transaction() as conn:
+            if example_ids is None:
+                conn.execute("DELETE FROM claims WHERE owner = ?", (owner,))
+            else:
+                conn.executemany("DELETE FROM claims WHERE owner = ? AND example_id = ?",
+                                 [(owner, e) for e in example_ids])
+
+    def claimed_example_ids(self, task: str, teacher: str, template_hash: str, settings_key: str) -> dict[str, str]:
+        """Example id → owner of the live claims on this teacher, template and settings (for tests and views)."""
+        rows = self.conn.execute("SELECT example_id, owner FROM claims WHERE work = ?",
+                                 (_work_key(task, teacher, template_hash, settings_key),)).fetchall()
+        return {r[0]: r[1] for r in rows if is_held(self.owner_lock_path(r[1]))}
+
     def generation(self, generation_id: int) -> Generation:
+        if not isinstance(generation_id, int) or not 0 < generation_id < 2**63:  # SQLite's INTEGER range
+            raise UnknownNameError("generation", str(generation_id))
         row = self.conn.execute("SELECT * FROM generations WHERE id = ?", (generation_id,)).fetchone()
         if row is None:
             raise UnknownNameError("generation", str(generation_id))

@@ -2,8 +2,10 @@
 
 Resumable by construction: examples that already have a successful generation from the same teacher, template
 and sampling settings are skipped, and each batch is committed in its own transaction, so a killed run loses at
-most the batch in flight. :func:`check_generation` says, before any job starts, whether a request can work at all
-(the UI and the job both call it).
+most the batch in flight. Concurrent runs share the work: each batch is claimed in the store before the teacher is
+asked (:meth:`~workbench.core.store.Store.claim_examples`), so no example is answered twice, and the claims of a
+process that dies are dropped by the next claimer. :func:`check_generation` says, before any job starts, whether a
+request can work at all (the UI and the job both call it).
 
 >>> summary = generate_rationales(store, task, get_teacher("builtin"), limit=50)   # doctest: +SKIP
 >>> summary["parsed"], summary["parse_errors"]                                     # doctest: +SKIP
@@ -11,17 +13,20 @@ most the batch in flight. :func:`check_generation` says, before any job starts, 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from workbench.core.errors import ConfigError, NothingToDoError, TeacherError
+from workbench.core.errors import ConfigError, NothingToDoError, StoreError, TeacherError
 from workbench.core.events import GenerationProgress
 from workbench.core.jobs import JobContext
+from workbench.core.locks import OwnerLock
 from workbench.core.records import Example, Generation
-from workbench.core.store import Store
+from workbench.core.store import Store, is_disk_full
 from workbench.data.metrics import accuracy
 from workbench.data.parsers import Parsed
 from workbench.data.prompts import PromptTemplate
@@ -84,31 +89,61 @@ def generate_rationales(store: Store, task: Task, teacher: Teacher, *, split: st
     counts = {"generated": 0, "parsed": 0, "parse_errors": 0, "errors": 0}
     started = time.monotonic()
     total = len(plan.todo)
+    taken = 0  # answered or being answered by another process since the plan was made
     _report(progress, counts, 0, total, started)
     batch = max(1, int(teacher.batch_size))
-    for start in range(0, total, batch):
-        if should_stop is not None and should_stop():
-            break
-        chunk = plan.todo[start:start + batch]
-        requests = [TeacherRequest(e, p, task.labels, task) for e, p in zip(chunk, plan.prompts[start:start + batch])]
-        replies = teacher.answer(requests)
-        if len(replies) != len(requests):
-            raise RuntimeError(f"teacher {teacher.id} returned {len(replies)} replies for {len(requests)} prompts")
-        gens = [_to_generation(task, teacher, template, skey, req.example, rep, parser.parse(rep.raw or "", task.labels))
-                for req, rep in zip(requests, replies)]
-        store.add_generations(gens)
-        for g in gens:
-            counts["generated"] += 1
-            if g.error:
-                counts["errors"] += 1
-            elif g.parse_error:
-                counts["parse_errors"] += 1
-            else:
-                counts["parsed"] += 1
-        _report(progress, counts, start + len(chunk), total, started)
-    return {**counts, "skipped": plan.considered - total, "considered": plan.considered,
+    owner, lock = _claim_owner(store)
+    try:
+        for start in range(0, total, batch):
+            if should_stop is not None and should_stop():
+                break
+            chunk = plan.todo[start:start + batch]
+            # Claim before asking: a concurrent job on the same task and teacher never pays for the same example.
+            mine = set(store.claim_examples(task.name, teacher.id, template.hash, skey, [e.id for e in chunk], owner))
+            pairs = [(e, p) for e, p in zip(chunk, plan.prompts[start:start + batch]) if e.id in mine]
+            taken += len(chunk) - len(pairs)
+            if pairs:
+                requests = [TeacherRequest(e, p, task.labels, task) for e, p in pairs]
+                replies = teacher.answer(requests)
+                if len(replies) != len(requests):
+                    raise RuntimeError(f"teacher {teacher.id} returned {len(replies)} replies for {len(requests)} "
+                                       "prompts")
+                gens = [_to_generation(task, teacher, template, skey, req.example, rep,
+                                       parser.parse(rep.raw or "", task.labels)) for req, rep in zip(requests, replies)]
+                with store.transaction():  # the answers and the release of their claims commit together
+                    store.add_generations(gens)
+                    store.release_claims(owner, [g.example_id for g in gens])
+                for g in gens:
+                    counts["generated"] += 1
+                    if g.error:
+                        counts["errors"] += 1
+                    elif g.parse_error:
+                        counts["parse_errors"] += 1
+                    else:
+                        counts["parsed"] += 1
+            _report(progress, counts, start + len(chunk), total, started)
+    finally:
+        with contextlib.suppress(StoreError):  # a full disk: the dead lock below frees the claims all the same
+            store.release_claims(owner)
+        lock.release(remove=True)
+    return {**counts, "skipped": plan.considered - total + taken, "considered": plan.considered,
             "template_hash": template.hash, "teacher": teacher.id,
             "teacher_accuracy": teacher_accuracy(store, task, teacher.id, template.hash, split, limit)}
+
+
+def _claim_owner(store: Store) -> tuple[str, OwnerLock]:
+    """A fresh claim owner and its lock: its claims live exactly as long as this process holds the lock."""
+    owner = uuid.uuid4().hex[:16]  # the lock file names it; the pid is written inside, for messages
+    path = store.owner_lock_path(owner)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return owner, OwnerLock.acquire(path)
+    except OSError as err:
+        if is_disk_full(err):
+            raise StoreError(f"the disk holding {store.workspace} is full; free space and retry (nothing was "
+                             "written)") from err
+        raise StoreError(f"cannot write to {path.parent} ({err.strerror or err}); choose a writable "
+                         "--workspace") from err
 
 
 def _to_generation(task: Task, teacher: Teacher, template: PromptTemplate, skey: str, example: Example,
