@@ -1,13 +1,22 @@
 """The store's index tables: training runs and background jobs (their status, progress and summaries).
 
 Mixed into :class:`~workbench.core.store.Store`; every write is one transaction.
+
+A run reads ``running`` only while its training process holds the run folder's lock (``runs/<name>/.lock``,
+:mod:`workbench.core.locks`): when that process was killed (``kill -9``, SIGTERM, a crash of the machine), every
+reader of the index sees the run as ``interrupted``, which can be resumed.
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
+from workbench.core.locks import settle
 from workbench.core.records import dumps, loads
+
+RUN_LOCK = ".lock"  # in the run folder; held by the process training the run
+INTERRUPTED_NOTE = "the training process ended without reporting (killed?); resume with `workbench train --resume {}`"
 
 
 class IndexTables:
@@ -25,12 +34,28 @@ class IndexTables:
             )
 
     def run_row(self, name: str) -> dict:
-        return self._row("runs", "name", name, ("summary",), lambda: [r["name"] for r in self.list_runs()])
+        row = self._row("runs", "name", name, ("summary",), lambda: [r["name"] for r in self.list_runs()])
+        return self._settle_run(row)
 
     def list_runs(self, task: str | None = None) -> list[dict]:
         rows = self.conn.execute(
             "SELECT * FROM runs WHERE (? IS NULL OR task = ?) ORDER BY created", (task, task)).fetchall()
-        return [{**dict(r), "summary": loads(r["summary"])} for r in rows]
+        return [self._settle_run({**dict(r), "summary": loads(r["summary"])}) for r in rows]
+
+    def _settle_run(self, row: dict) -> dict:
+        """A ``running`` run whose training process is gone becomes ``interrupted`` (recorded while holding its
+        lock, so a resume starting this very moment cannot be overwritten)."""
+        if row["status"] != "running":
+            return row
+        with settle(Path(row["run_dir"]) / RUN_LOCK) as gone:
+            if not gone:
+                return row
+            summary = {**(row["summary"] or {}), "note": INTERRUPTED_NOTE.format(row["name"])}
+            with self.transaction() as conn:
+                conn.execute("UPDATE runs SET status = 'interrupted', summary = ?, updated = ? "
+                             "WHERE name = ? AND status = 'running'", (dumps(summary), time.time(), row["name"]))
+            fresh = conn.execute("SELECT * FROM runs WHERE name = ?", (row["name"],)).fetchone()
+        return {**dict(fresh), "summary": loads(fresh["summary"])}
 
     def upsert_job(self, job_id: str, *, kind: str, status: str, spec: dict | None = None, pid: int | None = None,
                    progress: dict | None = None, error: str | None = None) -> None:

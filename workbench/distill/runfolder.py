@@ -8,6 +8,7 @@ A run folder describes itself (STYLE 5)::
     checkpoints/        checkpoint-N/ with optimizer and scheduler state (resume)
     model/              the final model: a standard save_pretrained folder (safetensors and tokenizer)
     predictions.jsonl   the test split: label (and rationale) per example, with ``correct``
+    .lock               held by the one process training the run (``flock``: a killed process leaves it free)
 
 >>> folder = RunFolder.of(store, "wordproblems-dss-tiny-20250101-120000")    # doctest: +SKIP
 >>> folder.read_meta()["config"]["method"], folder.has_model                  # doctest: +SKIP
@@ -20,8 +21,11 @@ import contextlib
 import json
 from pathlib import Path
 
-from workbench.core.errors import RunError
+from workbench.core.errors import RunError, StoreError
 from workbench.core.events import Event, event_from_dict
+from workbench.core.locks import LockHeld, OwnerLock
+from workbench.core.store import is_disk_full
+from workbench.core.store_index import RUN_LOCK
 
 
 class RunFolder:
@@ -31,6 +35,7 @@ class RunFolder:
     CHECKPOINTS = "checkpoints"
     MODEL = "model"
     PREDICTIONS = "predictions.jsonl"
+    LOCK = RUN_LOCK
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
@@ -56,6 +61,19 @@ class RunFolder:
 
     def __repr__(self) -> str:
         return f"RunFolder({str(self.root)!r})"
+
+    # -- ownership ---------------------------------------------------------------------------------------------
+    def lock(self) -> OwnerLock:
+        """Become the run's one owner (release the lock when done); a run another live process trains is a
+        :class:`RunError`. The kernel drops the lock when the owner dies, so a killed run can be resumed."""
+        try:
+            return OwnerLock.acquire(self.root / self.LOCK, wait=1.0, note=f"training run {self.name}")
+        except LockHeld as held:
+            who = f" ({held.holder})" if held.holder else ""
+            raise RunError(f"run {self.name!r} is being trained by another process{who}; wait for it to finish, "
+                           "or cancel it, before resuming") from None
+        except OSError as err:
+            raise disk_error(err, self.root) from err
 
     # -- config ------------------------------------------------------------------------------------------------
     @property
@@ -142,6 +160,13 @@ def last_complete_checkpoint(root: Path) -> str | None:
     done = [p for p in root.iterdir() if p.name.startswith("checkpoint-") and p.name[11:].isdigit()
             and (p / "trainer_state.json").is_file()]
     return str(max(done, key=lambda p: int(p.name[11:]))) if done else None
+
+
+def disk_error(err: OSError, where: Path) -> Exception:
+    """A clean error for an OS error while writing a run: a full disk says so; anything else names the path."""
+    if is_disk_full(err):
+        return StoreError(f"the disk holding {where} is full; free space and retry")
+    return RunError(f"cannot write {where}: {err.strerror or err}")
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -15,23 +15,26 @@ Several processes: ``torchrun --nproc_per_node 2 -m workbench train --run-name N
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import shutil
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from workbench.core.errors import ConfigError, RunError
+from workbench.core.errors import ConfigError, RunError, StoreError
 from workbench.core.events import Event, Finished, RunStarted, TrainingState
 from workbench.core.jobs import JobContext
-from workbench.core.store import Store
+from workbench.core.locks import OwnerLock
+from workbench.core.store import Store, is_disk_full
 from workbench.data.metrics import score_predictions
 from workbench.data.tasks import Task, load_task
 from workbench.distill.config import TrainConfig
 from workbench.distill.methods import method_for_config
 from workbench.distill.numbers import resolve_numbers
-from workbench.distill.runfolder import RunFolder, runs_root
+from workbench.distill.runfolder import RunFolder, disk_error, runs_root
 from workbench.distill.runinfo import describe_run, vocab_texts
 from workbench.distill.students import Student, check_student, is_from_scratch, load_student, make_student
 from workbench.distill.trainer import fit, is_main_process, save_final_model
@@ -66,6 +69,8 @@ def train_student(store: Store, config: TrainConfig | dict, progress: ProgressFn
     """Build the training set, train, score on the test split, write the run folder; returns the summary."""
     cfg = (config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)).resolved()
     task = load_task(cfg.task, store)
+    if cfg.teacher:  # a free teacher (the offline one) answers what it has not yet: the defaults train from zero
+        ensure_answers(store, task.name, cfg.teacher, split="train")
     ts = build_training_set(store, task, cfg.teacher, label_source=cfg.label_source,
                             drop_parse_errors=cfg.drop_parse_errors, drop_teacher_wrong=cfg.drop_teacher_wrong,
                             only_accepted=cfg.only_accepted)
@@ -78,17 +83,32 @@ def train_student(store: Store, config: TrainConfig | dict, progress: ProgressFn
                           f"{task.answer_kind!r}. Use 'standard' or 'dss'")
     method.check_rows(rows)
     check_student(cfg.student)  # a hub model offline: say so before a run folder is claimed
-    folder = claim_run(store, cfg)
-    if progress is not None:
-        progress(RunStarted(run=folder.name, steps=cfg.steps))
-    student = make_student(cfg.student, vocab_texts(store, task, rows, cfg.numbers),
-                           trust_remote_code=cfg.trust_remote_code, seed=cfg.seed)
-    meta = describe_run(store, cfg, folder.name, task, ts, rows, student)
-    if is_main_process():
-        folder.write_meta(meta)
-        folder.write_rows(rows)
-    session = RunSession(store, cfg, folder, task, rows, student, meta)
-    return _execute(session, progress, should_stop, resume_from=None)
+    try:
+        folder = claim_run(store, cfg)
+    except OSError as err:  # cannot even create the folder (a full disk, a read-only workspace)
+        raise disk_error(err, runs_root(store)) from err
+    lock = None
+    try:  # until the run is on disk and in the index, a failure (a full disk) leaves no trace: the name stays free
+        lock = folder.lock() if is_main_process() else None
+        if progress is not None:
+            progress(RunStarted(run=folder.name, steps=cfg.steps))
+        student = make_student(cfg.student, vocab_texts(store, task, rows, cfg.numbers),
+                               trust_remote_code=cfg.trust_remote_code, seed=cfg.seed)
+        meta = describe_run(store, cfg, folder.name, task, ts, rows, student)
+        session = RunSession(store, cfg, folder, task, rows, student, meta)
+        if is_main_process():
+            folder.write_meta(meta)
+            folder.write_rows(rows)
+            _index_running(session, resume_from=None)
+    except BaseException as err:
+        if is_main_process():
+            if lock is not None:
+                lock.release()
+            shutil.rmtree(folder.root, ignore_errors=True)
+        if isinstance(err, OSError):
+            raise disk_error(err, folder.root) from err
+        raise
+    return _execute(session, progress, should_stop, resume_from=None, lock=lock)
 
 
 def check_resumable(store: Store, name: str) -> str:
@@ -108,27 +128,48 @@ def resume_run(store: Store, name: str, progress: ProgressFn | None = None,
     meta = folder.read_meta()
     if store.run_row(name)["status"] == "done":
         raise RunError(f"run {name!r} already finished; start a new run to train more")
-    cfg = TrainConfig.from_dict(meta["config"]).resolved()
-    rows = folder.read_rows()
-    task = load_task(cfg.task, store)
-    checkpoint = folder.last_complete_checkpoint()
-    if progress is not None:
-        progress(RunStarted(run=name, steps=cfg.steps))
-    if checkpoint is None:  # killed before the first checkpoint: start over from the same frozen rows
-        student = make_student(cfg.student, vocab_texts(store, task, rows, cfg.numbers),
-                               trust_remote_code=cfg.trust_remote_code, seed=cfg.seed)
-    else:
-        student = load_student(checkpoint, trust_remote_code=cfg.trust_remote_code)
-    return _execute(RunSession(store, cfg, folder, task, rows, student, meta), progress, should_stop, checkpoint)
+    lock = folder.lock() if is_main_process() else None  # one owner: a run training elsewhere is refused here
+    try:
+        if store.run_row(name)["status"] == "done":  # it finished while we waited for the lock
+            raise RunError(f"run {name!r} already finished; start a new run to train more")
+        cfg = TrainConfig.from_dict(meta["config"]).resolved()
+        rows = folder.read_rows()
+        task = load_task(cfg.task, store)
+        checkpoint = folder.last_complete_checkpoint()
+        if progress is not None:
+            progress(RunStarted(run=name, steps=cfg.steps))
+        if checkpoint is None:  # killed before the first checkpoint: start over from the same frozen rows
+            student = make_student(cfg.student, vocab_texts(store, task, rows, cfg.numbers),
+                                   trust_remote_code=cfg.trust_remote_code, seed=cfg.seed)
+        else:
+            student = load_student(checkpoint, trust_remote_code=cfg.trust_remote_code)
+        session = RunSession(store, cfg, folder, task, rows, student, meta)
+        if is_main_process():
+            _index_running(session, resume_from=checkpoint)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    return _execute(session, progress, should_stop, checkpoint, lock=lock)
+
+
+def _index(session: RunSession) -> dict:
+    cfg = session.cfg
+    return {"task": cfg.task, "method": cfg.method, "student": cfg.student, "run_dir": str(session.folder.root)}
+
+
+def _index_running(session: RunSession, resume_from: str | None) -> None:
+    session.store.upsert_run(session.name, status="running", summary={"resumed_from": resume_from},
+                             **_index(session))
 
 
 def _execute(session: RunSession, progress: ProgressFn | None, should_stop: StopFn | None,
-             resume_from: str | None) -> dict:
+             resume_from: str | None, lock: OwnerLock | None) -> dict:
+    """Train and finish a run that is on disk and indexed as running; ``lock`` (the run's, held by the main
+    process) is released once the outcome is recorded."""
     store, cfg, name = session.store, session.cfg, session.name
     main = is_main_process()
-    index = {"task": cfg.task, "method": cfg.method, "student": cfg.student, "run_dir": str(session.folder.root)}
-    if main:
-        store.upsert_run(name, status="running", summary={"resumed_from": resume_from}, **index)
+    index = _index(session)
 
     def report(event: Event) -> None:
         if event.kind == "train":  # at each logged step: a diverged run fails now, not at the end
@@ -137,18 +178,39 @@ def _execute(session: RunSession, progress: ProgressFn | None, should_stop: Stop
             progress(event)
 
     try:
-        result = fit(session, progress=report, should_stop=should_stop, resume_from=resume_from)
-        summary = _finish(session, result)
-    except Exception as err:
+        try:
+            result = fit(session, progress=report, should_stop=should_stop, resume_from=resume_from)
+            summary = _finish(session, result)
+        except Exception as err:
+            clean = _disk_full_error(err, session)
+            reason = str(clean) if clean is not None else f"{type(err).__name__}: {err}"
+            if main:
+                # A full disk may refuse this write too: the lock, released below, then shows the run interrupted.
+                with contextlib.suppress(StoreError):
+                    store.upsert_run(name, status="failed", summary={"error": reason}, **index)
+            if progress is not None:
+                progress(Finished(status="failed", error=reason))
+            if clean is not None:
+                raise clean from err
+            raise
         if main:
-            store.upsert_run(name, status="failed", summary={"error": f"{type(err).__name__}: {err}"}, **index)
-        if progress is not None:
-            progress(Finished(status="failed", error=f"{type(err).__name__}: {err}"))
-        raise
-    if main:
-        store.upsert_run(name, status=summary["status"], summary=summary, **index)
+            store.upsert_run(name, status=summary["status"], summary=summary, **index)
+    finally:
+        if lock is not None:
+            lock.release()
     report(Finished(status=summary["status"], steps=summary["steps"], accuracy=summary.get("accuracy")))
     return summary
+
+
+def _disk_full_error(err: BaseException, session: RunSession) -> StoreError | None:
+    """A full disk while training or saving (an OSError, or safetensors' SafetensorError) as a clean error that
+    says how to go on; None for any other error. The half-written checkpoint is skipped when resuming."""
+    if not is_disk_full(err, session.folder.root):
+        return None
+    done = session.folder.last_complete_checkpoint()
+    where = f"; the last complete checkpoint is {os.path.basename(done)}" if done else ""
+    return StoreError(f"the disk holding run {session.name!r} ({session.folder.root}) is full{where}; free space "
+                      f"and resume with `workbench train --resume {session.name}`")
 
 
 def _finish(session: RunSession, result) -> dict:
