@@ -19,23 +19,26 @@ that no row has) is an :class:`ImportDataError` naming what to fix.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
 import json
+import os
 import random
 import re
-import shutil
 import sys
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from workbench.core.errors import ConfigError, ImportDataError
-from workbench.core.store import Example, Generation, Store
+from workbench.core.errors import ConfigError, ImportDataError, StoreError
+from workbench.core.store import Example, Generation, Store, is_disk_full
+from workbench.core.text import has_surrogates, printable
 from workbench.data.metrics import EquationError, evaluate_equation
 from workbench.data.prompts import PromptTemplate
 from workbench.data.tasks import ANSWER_KINDS, Task, check_task_name, save_task
+from workbench.imports.files import read_regular
 
 FILE_TEACHER = "released:file"
 SPLIT_ALIASES = {"validation": "valid", "val": "valid", "dev": "valid", "eval": "valid"}
@@ -100,21 +103,58 @@ def read_table(path: Path) -> tuple[list[str], list[Row], list[Rejected]]:
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
         raise ImportDataError(f"{path.name}: use a .csv, .tsv or .jsonl file (not {suffix or 'no extension'})")
+    data = read_regular(path)
+    encoding = wide_encoding(data)
+    if encoding:
+        raise ImportDataError(f"{_shown(path.name)} looks like {encoding}, not UTF-8; save it as UTF-8 (in a "
+                              "spreadsheet: CSV UTF-8) and add it again")
     # surrogateescape keeps undecodable bytes as markers, so one bad row is reported instead of failing the file.
-    text = path.read_bytes().decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
+    text = data.decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
     if not text.strip():
-        raise ImportDataError(f"{path.name} is empty; it needs a header row (CSV) or one JSON object a line")
+        raise ImportDataError(f"{_shown(path.name)} is empty; it needs a header row (CSV) or one JSON object a line")
     if FORMATS[suffix] is None:
         return _read_jsonl(text)
-    return _read_csv(text, FORMATS[suffix], path.name)
+    return _read_csv(text, FORMATS[suffix], _shown(path.name))
+
+
+def wide_encoding(data: bytes) -> str | None:
+    """'UTF-16' or 'UTF-32' when the bytes are in one (a byte-order mark, or the zero bytes every other byte of
+    UTF-16 text holds); None for UTF-8 and anything else byte-wise.
+
+    >>> wide_encoding("text,label".encode("utf-16")), wide_encoding(b"text,label")
+    ('UTF-16', None)
+    """
+    if data.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        return "UTF-32"
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "UTF-16"
+    head = data[:4096]
+    if len(head) >= 8 and head.count(0) * 3 >= len(head):  # text never holds NULs; UTF-16 holds one a character
+        even, odd = head[0::2].count(0), head[1::2].count(0)
+        if min(even, odd) == 0 or max(even, odd) >= 4 * min(even, odd):
+            return "UTF-16"
+    return None
+
+
+def _shown(text: str) -> str:
+    """A name as a message shows it: valid UTF-8, undecodable bytes written as escapes."""
+    return printable(text)
 
 
 def _read_csv(text: str, delimiter: str, name: str) -> tuple[list[str], list[Row], list[Rejected]]:
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    buf = io.StringIO(text, newline="")
+    reader = csv.reader(buf, delimiter=delimiter)
     try:
         header = [h.strip() for h in next(reader)]
     except csv.Error as err:
         raise ImportDataError(f"{name}: cannot read the header row ({err})") from err
+    if reader.line_num > 1:
+        raise ImportDataError(f"{name}: the header row has an unclosed quote (it runs to line {reader.line_num}); "
+                              "close the quote or remove it")
+    bad_names = [h for h in header if has_surrogates(h)]
+    if bad_names:
+        raise ImportDataError(f"{name}: the header row has bytes that are not UTF-8 (column '{printable(bad_names[0])}'"
+                              "); save the file as UTF-8")
     dupes = sorted(h for h, n in Counter(header).items() if n > 1)
     if dupes:
         raise ImportDataError(f"{name}: duplicate column name(s) in the header: {', '.join(dupes)}")
@@ -130,11 +170,22 @@ def _read_csv(text: str, delimiter: str, name: str) -> tuple[list[str], list[Row
             line = reader.line_num + 1
             continue
         if fields and len(fields) != len(header):
-            bad.append(Rejected(line, f"expected {len(header)} fields, found {len(fields)}"))
+            bad.append(Rejected(line, _field_count_problem(len(header), fields, line, reader.line_num, buf)))
         elif fields:  # an empty line is no row at all
             rows.append(Row(line, dict(zip(header, fields))))
         line = reader.line_num + 1  # a quoted field may span lines: the next row starts after this one
     return header, rows, bad
+
+
+def _field_count_problem(expected: int, fields: list[str], first: int, last: int, buf: io.StringIO) -> str:
+    """Why a record has the wrong number of fields: an unbalanced quote when it swallowed the lines after it."""
+    if last > first:  # a quoted field ran over line ends
+        at_end = buf.tell() >= len(buf.getvalue())
+        if at_end:
+            return f"unclosed quote starting on line {first} (it runs to the end of the file, line {last})"
+        return (f"a quote opened on line {first} closes only on line {last}, and the row then has {len(fields)} "
+                f"fields, not {expected}; is a quote unbalanced?")
+    return f"expected {expected} fields, found {len(fields)}"
 
 
 def _read_jsonl(text: str) -> tuple[list[str], list[Row], list[Rejected]]:
@@ -152,6 +203,10 @@ def _read_jsonl(text: str) -> tuple[list[str], list[Row], list[Rejected]]:
             continue
         if not isinstance(obj, dict):
             bad.append(Rejected(line, f"expected a JSON object, found {type(obj).__name__}"))
+            continue
+        broken = next((k for k in obj if has_surrogates(k)), None)
+        if broken is not None:  # a key cannot be stored (nor named in a message) as it is
+            bad.append(Rejected(line, f"{_unicode_problem(broken)} in the key '{printable(broken)}'"))
             continue
         columns.update(dict.fromkeys(obj))
         rows.append(Row(line, {k: _as_text(v) for k, v in obj.items()}))
@@ -173,15 +228,19 @@ def _blank(value: str | None) -> bool:
     return value is None or not value.strip()
 
 
-def _has_bad_bytes(values: dict[str, str | None]) -> bool:
-    return any(v is not None and re.search(r"[\udc80-\udcff]", v) for v in values.values())
+def _unicode_problem(text: str) -> str:
+    """Why text cannot be stored: undecodable bytes (kept as surrogate escapes) or a lone surrogate."""
+    if re.search(r"[\udc80-\udcff]", text):
+        return "bytes that are not UTF-8 (save the file as UTF-8)"
+    return "a lone surrogate (such as \\ud800), which is not valid Unicode text"
 
 
 def row_problem(row: Row, m: ColumnMapping, seen_ids: dict[str, int]) -> str | None:
     """Why a row cannot be imported, or None."""
     v = row.values
-    if _has_bad_bytes(v):
-        return "bytes that are not UTF-8 (save the file as UTF-8)"
+    broken = next((x for x in v.values() if x is not None and has_surrogates(x)), None)
+    if broken is not None:
+        return _unicode_problem(broken)
     for col in m.inputs:
         if col not in v or v[col] is None:
             return f"missing value for input column {col!r}"
@@ -261,17 +320,39 @@ def safe_upload_name(name: str) -> str:
 
 
 def copy_upload(store: Store, path: Path) -> Path:
-    """Copy the file into ``<workspace>/uploads``; a different file with the same name gets a hash suffix."""
+    """Copy the file into ``<workspace>/uploads``; a different file with the same name gets a hash suffix.
+    Written through a temporary file: a full disk leaves no copy, not a truncated one."""
+    return _copy_upload(store, path)[0]
+
+
+def _copy_upload(store: Store, path: Path) -> tuple[Path, bool]:
+    """:func:`copy_upload`, and whether this call wrote the copy (a failed import then removes it)."""
     folder = store.workspace / "uploads"
-    folder.mkdir(parents=True, exist_ok=True)
-    data = path.read_bytes()
+    data = read_regular(path)
     target = folder / safe_upload_name(path.name)
-    if target.exists() and target.read_bytes() != data:
-        digest = hashlib.sha256(data).hexdigest()[:8]
-        target = target.with_name(f"{target.stem}-{digest}{target.suffix}")
-    if not target.exists():
-        shutil.copyfile(path, target)
-    return target
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if target.exists() and read_regular(target) != data:
+            digest = hashlib.sha256(data).hexdigest()[:8]
+            target = target.with_name(f"{target.stem}-{digest}{target.suffix}")
+        if target.exists():
+            return target, False
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+    except OSError as err:
+        if is_disk_full(err):
+            raise StoreError(f"the disk holding {store.workspace} is full; free space and add the task again "
+                             "(nothing was written)") from err
+        raise StoreError(f"cannot copy the file into {folder} ({err.strerror or err}); choose a writable "
+                         "--workspace") from err
+    return target, True
 
 
 def import_custom(store: Store, name: str, path: str | Path, mapping: ColumnMapping) -> dict:
@@ -279,14 +360,16 @@ def import_custom(store: Store, name: str, path: str | Path, mapping: ColumnMapp
     name = check_task_name(name)
     path = Path(path).expanduser()
     if not path.is_file():
-        raise ImportDataError(f"{path} is not a file")
+        raise ImportDataError(f"{_shown(str(path))} is not a file")
     if store.has_task(name):
         raise ImportDataError(f"task {name!r} already exists in this workspace; pick another name")
     columns, rows, rejected = read_table(path)
     missing = [c for c in mapping.columns() if c not in columns]
     if missing:
-        raise ImportDataError(f"{path.name} has no column(s) {', '.join(repr(c) for c in missing)}; "
-                              f"available: {', '.join(columns) or '(none)'}")
+        shown = ", ".join(columns[:30]) + (f", … ({len(columns)} in all)" if len(columns) > 30 else "")
+        wanted = ", ".join(f"'{_shown(c)}'" for c in missing)
+        raise ImportDataError(f"{_shown(path.name)} has no column(s) {wanted}; "
+                              f"available: {_shown(shown[:2000]) or '(none)'}")
     good: list[Row] = []
     seen_ids: dict[str, int] = {}
     for row in rows:
@@ -300,7 +383,7 @@ def import_custom(store: Store, name: str, path: str | Path, mapping: ColumnMapp
     rejected.sort(key=lambda r: r.line)
     if not good:
         first = "; ".join(f"line {r.line}: {r.reason}" for r in rejected[:3])
-        raise ImportDataError(f"{path.name}: no row could be imported ({first or 'no rows'})")
+        raise ImportDataError(f"{_shown(path.name)}: no row could be imported ({first or 'no rows'})")
     return _store_task(store, name, path, mapping, good, rejected)
 
 
@@ -313,7 +396,7 @@ def _store_task(store: Store, name: str, path: Path, m: ColumnMapping, good: lis
         raise ImportDataError(f"{path.name}: a classes task needs labels, and column {m.label!r} has none")
     splits = [_split_name(r.values[m.split]) for r in good] if m.split else assign_splits(len(good), m.seed)
     examples = [_example(r, split, m) for r, split in zip(good, splits)]
-    upload = copy_upload(store, path)
+    upload, copied = _copy_upload(store, path)
     errors = [asdict(r) for r in rejected]
     task = Task(name=name, answer_kind=kind, labels=label_space, template_name=TEMPLATE_FOR_KIND[kind],
                 source="custom", spec={"file": str(upload.relative_to(store.workspace)), "original": path.name,
@@ -324,11 +407,17 @@ def _store_task(store: Store, name: str, path: Path, m: ColumnMapping, good: lis
                        e.label, None if e.label is not None else "the file gives no label for this rationale",
                        settings={"file": upload.name})
             for r, e in zip(good, examples) if m.rationale and not _blank(r.values.get(m.rationale))]
-    with store.transaction():  # the task and its rationales appear together or not at all
-        counts = save_task(store, task, examples)
-        if gens:
-            store.add_template(template.name, template.parser_name, template.text, template.hash)
-            store.add_generations(gens)
+    try:
+        with store.transaction():  # the task and its rationales appear together or not at all
+            counts = save_task(store, task, examples)
+            if gens:
+                store.add_template(template.name, template.parser_name, template.text, template.hash)
+                store.add_generations(gens)
+    except BaseException:
+        if copied:  # the task is not there, so neither is its copy of the file
+            with contextlib.suppress(OSError):
+                upload.unlink()
+        raise
     return {"task": name, "answer_kind": kind, "labels": list(label_space) if label_space else None,
             "examples": counts, "rejected": len(rejected), "errors": errors[:MAX_REPORTED],
             "unlabeled": sum(e.label is None for e in examples), "generations": len(gens),

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from workbench.core.errors import ConfigError, ImportDataError, UnknownNameError
 from workbench.core.store import Example, Generation, Store
 from workbench.data.prompts import PromptTemplate
 from workbench.data.tasks import NLI_LABELS, SPLITS, Task, check_task_name, save_task
+from workbench.imports.files import iter_regular, read_regular
 from workbench.rationales.generation import teacher_accuracy
 
 RELEASED_TEACHER = "released:palm-540b"
@@ -161,9 +163,10 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def _read_text(path: Path) -> str:
-    """A release file as text; bytes that are not UTF-8 mean a damaged file, said so with the offset."""
+    """A release file as text; bytes that are not UTF-8 mean a damaged file, said so with the offset. Only a
+    regular file of bounded size is read (a FIFO, a device or a dangling symlink is an ImportDataError)."""
     try:
-        return path.read_bytes().decode("utf-8-sig")
+        return read_regular(path).decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise ImportDataError(f"{path}: byte {err.start} is not UTF-8; is the file damaged or in another "
                               "encoding? Re-extract the release") from err
@@ -196,9 +199,13 @@ def read_llm_outputs(chunks: list[Path]) -> list[str | None]:
 
 
 def fingerprint(files: list[Path]) -> str:
+    """A hash of the files' names and bytes, read in chunks from regular files only (see ``iter_regular``)."""
     h = hashlib.sha256()
     for path in sorted(files, key=lambda p: p.name):
-        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        h.update(path.name.encode("utf-8", "surrogateescape") + b"\0")
+        for chunk in iter_regular(path):
+            h.update(chunk)
+        h.update(b"\0")
     return h.hexdigest()[:16]
 
 
@@ -231,7 +238,8 @@ def import_paper(store: Store, folder: str | Path, dataset: str, name: str | Non
     ds = paper_dataset(dataset)
     name = check_task_name(name or ds.name)
     folder = find_dataset_folder(folder, ds)
-    row_files = {s: folder / f"{ds.name}_{s}.json" for s in SPLITS if (folder / f"{ds.name}_{s}.json").is_file()}
+    # Anything by that name counts (a dangling symlink, a FIFO…): reading it then says what is wrong with it.
+    row_files = {s: folder / f"{ds.name}_{s}.json" for s in SPLITS if os.path.lexists(folder / f"{ds.name}_{s}.json")}
     chunks = {s: llm_chunks(folder, s) for s in SPLITS}
     orphans = [s for s in SPLITS if chunks[s] and s not in row_files]
     if orphans:
