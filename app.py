@@ -41,6 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     except (WorkbenchError, ValueError) as err:
         print(f"app.py: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # the port is taken, or the address is not this machine's
+        reason = err.strerror or str(err).split(". ")[0]
+        print(f"app.py: error: cannot listen on {args.host}:{args.port} ({reason}); pick another --port",
+              file=sys.stderr)
+        return 2
     return 0
 
 

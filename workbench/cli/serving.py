@@ -43,17 +43,20 @@ def cmd_serve(args) -> None:
     from workbench.core import offline
 
     offline.apply()  # before gradio is imported: it reads these at import time
+    from workbench.core.errors import ConfigError
     from workbench.ui import launch
+    from workbench.ui.app import parse_auth
 
     if not 0 < args.port < 65536:
-        from workbench.core.errors import ConfigError
-
         raise ConfigError("--port must be 1..65535")
+    auth = args.auth or os.environ.get("WORKBENCH_AUTH")
     try:
-        launch(args.workspace, host=args.host, port=args.port, auth=args.auth or os.environ.get("WORKBENCH_AUTH"))
+        parse_auth(auth)
+    except ValueError as err:
+        raise ConfigError(f"{err} (both non-empty; the password may hold ':')") from err
+    try:
+        launch(args.workspace, host=args.host, port=args.port, auth=auth)
     except OSError as err:  # the port is taken or the address is not this machine's
-        from workbench.core.errors import ConfigError
-
         raise ConfigError(f"cannot listen on {args.host}:{args.port} ({err.strerror or str(err).split('. ')[0]}); "
                           "pick another --port") from err
 
@@ -72,7 +75,11 @@ def cmd_serve_model(args) -> None:
         import torch
 
         torch.set_num_threads(args.threads)
-    print(f"serving {args.model} on http://{args.host}:{args.port}/v1 (Ctrl-C stops)", file=sys.stderr)
+    faults = FaultPlan.parse(args.faults)
+
+    def announce(url: str) -> None:  # called once the port is bound and the model loaded
+        print(f"serving {args.model} on {url} (Ctrl-C stops)", file=sys.stderr, flush=True)
+
     serve(args.model, host=args.host, port=args.port, workspace=args.workspace, latency_ms=args.latency_ms,
-          faults=FaultPlan.parse(args.faults), max_batch=args.max_batch,
+          faults=faults, max_batch=args.max_batch, announce=announce,
           options={"max_input_tokens": str(args.max_input_tokens)} if args.max_input_tokens > 0 else None)

@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 
+from workbench.core.errors import ConfigError
 from workbench.serving.app import create_app
 from workbench.serving.faults import FaultPlan, _QuietDrops
 from workbench.serving.model import resolve_model
@@ -54,13 +55,42 @@ class ServerThread:
 
 def serve(spec: str, *, host: str = "127.0.0.1", port: int = 8000, workspace: str | None = None,
           latency_ms: float = 0.0, faults: FaultPlan | None = None, max_batch: int = 32,
-          options: dict | None = None, log_level: str = "info") -> None:
+          options: dict | None = None, log_level: str = "info", announce=None) -> None:
     """Serve until interrupted (what ``workbench serve-model`` runs); ``options`` are HFTeacher options.
-    Loads the model before listening, so a bad checkpoint fails here rather than on the first request."""
+
+    Binds the address first (a taken port is a :class:`ConfigError` at once, before minutes of loading), then
+    loads the model (a bad checkpoint fails here rather than on the first request), then calls ``announce(url)``
+    — so nothing says "serving" before the server can answer."""
     import uvicorn
 
-    served = resolve_model(spec, workspace, max_batch=max_batch, **(options or {}))
-    served.teacher.loaded  # noqa: B018 - load now
-    app = create_app(served, faults=faults, latency_ms=latency_ms, max_batch=max_batch)
-    logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, backlog=2048)
+    sock = bind(host, port)
+    try:
+        served = resolve_model(spec, workspace, max_batch=max_batch, **(options or {}))
+        served.teacher.loaded  # noqa: B018 - load now
+        app = create_app(served, faults=faults, latency_ms=latency_ms, max_batch=max_batch)
+        logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
+        config = uvicorn.Config(app, log_level=log_level, access_log=False, backlog=2048, lifespan="off")
+        server = uvicorn.Server(config)
+        if announce is not None:
+            announce(f"http://{host}:{sock.getsockname()[1]}/v1")
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port``; a taken port or an address not of this machine is a ConfigError."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family = infos[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as err:
+        raise ConfigError(f"cannot listen on {host}:{port} ({err.strerror or err}); check --host") from err
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as err:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port} ({err.strerror or err}); pick another --port") from err
+    return sock
