@@ -165,8 +165,22 @@ def _rss_kib(key: str) -> int:
     return 0
 
 
-def reset_peak_rss() -> None:
-    Path("/proc/self/clear_refs").write_text("5")  # Linux: VmHWM (peak RSS) back to the current RSS
+def reset_peak_rss() -> int:
+    """Reset the peak RSS to now (Linux); returns the current RSS in KiB."""
+    Path("/proc/self/clear_refs").write_text("5")
+    return _rss_kib("VmRSS")
+
+
+def release_memory() -> None:
+    """Hand the previous variant's freed memory back to the OS, so the next one's RSS starts from its own."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:  # not glibc
+        pass
 
 
 def load(model: str, subset: int | None) -> Student:
@@ -177,6 +191,7 @@ def load(model: str, subset: int | None) -> Student:
 
 
 def run_variant(kind: str, model: str, features: list[dict], cfg: TrainConfig, subset: int, work: Path) -> dict:
+    release_memory()
     student = load(model, subset if kind == "subset" else None)
     cfg = cfg.with_(lora_rank=8 if kind == "lora" else 0)
     prepare_for_training(student, cfg)  # LoRA adapters, no KV cache
@@ -198,18 +213,32 @@ def run_variant(kind: str, model: str, features: list[dict], cfg: TrainConfig, s
     from transformers import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)
-    reset_peak_rss()
+    loaded_kib = reset_peak_rss()  # the model is loaded: what training adds is optimizer state, gradients, activations
     trainer.train()
-    peak_mb = _rss_kib("VmHWM") / 1024
+    peak_mb, added_mb = _rss_kib("VmHWM") / 1024, (_rss_kib("VmHWM") - loaded_kib) / 1024
     warm = 1  # the first step pays for allocations and the first kernels
     per_step = [t / s for t, s in zip(counted.tokens[warm:cfg.steps], clock.seconds[warm:])]
-    return {"variant": kind, "label": VARIANTS[kind], "timed_steps": len(per_step),
+    return {"variant": kind, "label": VARIANTS[kind], "timed_steps": len(per_step), "step_seconds": clock.seconds[warm:],
+            "step_tokens_per_s": per_step, "load_average": os.getloadavg()[0],
             "s_per_step": statistics.median(clock.seconds[warm:]), "s_per_step_min": min(clock.seconds[warm:]),
             "tokens_per_s": statistics.median(per_step), "tokens_per_step": statistics.median(counted.tokens),
             "padding_overhead": sum(counted.slots) / sum(counted.tokens) - 1, "peak_rss_mb": round(peak_mb),
+            "training_memory_mb": round(added_mb),
             "parameters": count_parameters(student.model), "trainable": trainable_parameters(student.model),
             "layers": student.model.config.num_hidden_layers if kind != "lora" else
             student.model.base_model.model.config.num_hidden_layers}
+
+
+def merge_rounds(runs: list[dict]) -> dict:
+    """One variant's figures over all its rounds: medians over every timed step, the worst peak memory."""
+    seconds = [t for r in runs for t in r["step_seconds"]]
+    rates = [x for r in runs for x in r["step_tokens_per_s"]]
+    return {**runs[0], "rounds": len(runs), "timed_steps": len(seconds), "step_seconds": seconds,
+            "step_tokens_per_s": rates, "s_per_step": statistics.median(seconds), "s_per_step_min": min(seconds),
+            "tokens_per_s": statistics.median(rates), "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+            "training_memory_mb": max(r["training_memory_mb"] for r in runs),
+            "load_average": [r["load_average"] for r in runs],
+            "padding_overhead": statistics.median(r["padding_overhead"] for r in runs)}
 
 
 def same_batch_losses(model: str, features: list[dict]) -> dict:
@@ -266,19 +295,22 @@ def machine() -> str:
 
 def render_md(result: dict) -> str:
     lines = [f"# Pretrained student ({result['model']}) on a CPU", "",
-             f"dss, batch {result['batch_size']}, {result['steps']} steps per variant (the first not timed), the "
-             f"same {result['rows']} rows in the same order. {result['machine_start']} at the start, "
+             f"dss, batch {result['batch_size']}, {result['steps']} steps per variant and round (the first not timed), "
+             f"{result['rounds']} rounds in rotated orders, the same {result['rows']} rows in the same order. "
+             f"{result['machine_start']} at the start, "
              f"{result['machine_end']} at the end: the cores are shared with other work, so figures are medians "
              "over steps and single steps vary.", "",
-             "| variant | layers | trainable params | s/step, median (best) | real tokens/s | padding | peak RSS | "
-             "vs paper |", "|---|---|---|---|---|---|---|---|"]
+             "| variant | layers | trainable params | s/step, median (best) | real tokens/s | padding | memory for "
+             "training | vs paper |", "|---|---|---|---|---|---|---|---|"]
     base = result["variants"]["paper"]["tokens_per_s"]
     for v in result["variants"].values():
         lines.append(f"| {v['label']} | {v['layers']} | {v['trainable']:,} | {v['s_per_step']:.2f} "
                      f"({v['s_per_step_min']:.2f}) | {v['tokens_per_s']:.0f} | {v['padding_overhead']:.0%} | "
-                     f"{v['peak_rss_mb'] / 1024:.1f} GB | {v['tokens_per_s'] / base:.2f}x |")
+                     f"{v['training_memory_mb']:,} MB | {v['tokens_per_s'] / base:.2f}x |")
     sb = result["same_batch"]
-    lines += ["", f"Same batch, same weights: loss two-pass {sb['paper']:.5f}, ours {sb['full']:.5f}, one pass "
+    lines += ["", "Memory for training: peak RSS while training above the RSS with the model loaded (optimizer "
+              "state, gradients, activations); the worst round.",
+              "", f"Same batch, same weights: loss two-pass {sb['paper']:.5f}, ours {sb['full']:.5f}, one pass "
               f"{sb['one-pass']:.5f}, packed {sb['packed']:.5f} (max |Δ| {sb['max_abs_diff']:.1e}).",
               "", f"Command: `{result['command']}`", ""]
     return "\n".join(lines)
@@ -307,7 +339,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="smollm2-135m", help="catalog name or checkpoint folder (causal)")
     parser.add_argument("--subset", type=int, default=15, help="layers of the layer-subset variant")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated: {', '.join(VARIANTS)}")
-    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=5, help="steps per variant and round (the first not timed)")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="rounds over the variants, each in a rotated order (figures: medians over all rounds)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch CPU threads (0: torch's default; 1 is steadier on cores shared with other work)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--rows", type=int, default=96)
     parser.add_argument("--learn", action="store_true",
@@ -317,13 +353,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fraction", type=float, default=0.125, help="of the built-in training rows")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"), help="folder for pretrained.json/.md")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
     tmp = tempfile.TemporaryDirectory(prefix="bench-pretrained-")
     if args.smoke:
         args.model = save_random_checkpoint(Path(tmp.name) / "tiny-llama", "causal", layers=4)
-        args.subset, args.steps, args.rows, args.batch_size = 2, 3, 16, 4
+        args.subset, args.steps, args.rows, args.batch_size, args.rounds = 2, 3, 16, 4, 1
         args.learn_steps, args.learn_test, args.fraction = 2, 4, 0.5
     args.learn_extra = [("dss", args.model, 8)] + (
         [("dss", f"{args.model}-l15", 0)] if f"{args.model}-l15" in pretrained.MODELS else [])
@@ -345,13 +383,16 @@ def main(argv: list[str] | None = None) -> int:
     cfg = TrainConfig(task="wordproblems", method="dss", student=args.model, teacher="builtin", steps=args.steps,
                       batch_size=args.batch_size, learning_rate=1e-4, eval_every=0, save_every=10 * args.steps,
                       bf16="false")
-    variants = {}
-    for kind in args.variants.split(","):
-        variants[kind] = run_variant(kind, args.model, features, cfg, args.subset, Path(tmp.name))
-        v = variants[kind]
-        print(f"  {kind:9} {v['s_per_step']:6.2f} s/step (best {v['s_per_step_min']:.2f})  "
-              f"{v['tokens_per_s']:6.0f} tokens/s  padding {v['padding_overhead']:.0%}", flush=True)
-    result = {"model": name, "steps": args.steps, "batch_size": args.batch_size, "rows": len(rows), "smoke": args.smoke,
+    kinds, runs = args.variants.split(","), []
+    for r in range(args.rounds):
+        for kind in kinds[r % len(kinds):] + kinds[:r % len(kinds)]:
+            runs.append(run_variant(kind, args.model, features, cfg, args.subset, Path(tmp.name)))
+            v = runs[-1]
+            print(f"  round {r} {kind:9} {v['s_per_step']:6.2f} s/step (best {v['s_per_step_min']:.2f})  "
+                  f"{v['tokens_per_s']:6.0f} tokens/s  padding {v['padding_overhead']:.0%}  load "
+                  f"{os.getloadavg()[0]:.1f}", flush=True)
+    variants = {kind: merge_rounds([v for v in runs if v["variant"] == kind]) for kind in kinds}
+    result = {"model": name, "steps": args.steps, "rounds": args.rounds, "batch_size": args.batch_size, "rows": len(rows), "smoke": args.smoke,
               "machine_start": started, "variants": variants,
               "same_batch": same_batch_losses(args.model, features[: args.batch_size]), "command": command}
     result["machine_end"] = machine()

@@ -137,6 +137,14 @@ def test_models_verb_lists_the_catalog(offline, capsys):
     assert "unknown pretrained model" in capsys.readouterr().err
 
 
+def test_an_hf_teacher_on_a_hub_model_offline_says_why_before_a_job(offline, store):
+    from workbench.data.tasks import load_task
+    from workbench.rationales.teachers import get_teacher
+
+    task = load_task("wordproblems", store, n_train=4, n_valid=1, n_test=1)
+    assert "HF_HUB_OFFLINE=1" in get_teacher("hf:flan-t5-small").can_answer(task)
+
+
 def test_students_and_recipes_of_the_catalog():
     assert STUDENTS["smollm2-135m"].family == "causal" and STUDENTS["flan-t5-small"].family == "seq2seq"
     assert not is_from_scratch("smollm2-135m") and is_from_scratch("tiny")
@@ -190,6 +198,22 @@ def test_causal_dss_runs_each_task_at_its_own_width_with_the_same_loss(tiny_llam
         loss_one = method.loss(one_pass, batch, True).loss
         loss_split = method.loss(forward_logits(student.model, batch), batch, True).loss
     assert abs(float(loss_one) - float(loss_split)) < 1e-5
+
+
+@pytest.mark.parametrize("method,task", [("standard", "wordproblems"), ("dss", "wordproblems"),
+                                         ("cot", "wordproblems"), ("kd", "quantnli")])
+def test_every_method_trains_a_causal_checkpoint_with_lora(tiny_llama, store, method, task):
+    from workbench.data.tasks import load_task
+    from workbench.distill.runs import train_student
+    from workbench.rationales.generation import generate_rationales
+    from workbench.rationales.teachers import get_teacher
+
+    generate_rationales(store, load_task(task, store, n_train=16, n_valid=2, n_test=2), get_teacher("builtin"))
+    out = train_student(store, TrainConfig(task=task, method=method, student=tiny_llama, lora_rank=4, steps=2,
+                                           batch_size=4, eval_every=0,
+                                           teacher=None if method == "standard" else "builtin"))
+    assert out["status"] == "done" and out["n_test"] == 2
+    assert json.loads((Path(out["run_dir"]) / "config.json").read_text())["config"]["numbers"] == "text"
 
 
 def test_a_lora_run_merges_its_model_and_resumes_from_adapter_checkpoints(tiny_llama, store):
@@ -274,11 +298,14 @@ def test_smollm2_trains_as_a_dss_student(ws, lora_rank):
     run = f"smollm2-{lora_rank}"
     out = train_student(ws, TrainConfig(task="wordproblems", method="dss", student="smollm2-135m", teacher="builtin",
                                         steps=2, batch_size=4, eval_every=0, test_limit=4, lora_rank=lora_rank,
-                                        run=run))
+                                        predict_rationales=False, run=run))
     assert out["status"] == "done" and out["n_test"] == 4 and 0 <= out["accuracy"] <= 1
-    model_dir = ws.workspace / "runs" / run / "model"
-    assert not (model_dir / "adapter_config.json").exists()  # LoRA merged: a plain save_pretrained folder
-    assert json.loads((model_dir / "config.json").read_text())["use_cache"] is True
+    folder = ws.workspace / "runs" / run
+    assert json.loads((folder / "config.json").read_text())["config"]["numbers"] == "text"  # pretrained: as text
+    assert not (folder / "model" / "adapter_config.json").exists()  # LoRA merged: a plain save_pretrained folder
+    assert json.loads((folder / "model" / "config.json").read_text())["use_cache"] is True
+    if lora_rank:
+        return  # evaluating and comparing are the same for both: once is enough
     scored = evaluate(ws, run, split="valid", limit=4)  # predicted now, from model/
     assert scored["n"] == 4
     side = compare(ws, run, limit=4, measure_latency=False)
