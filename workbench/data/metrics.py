@@ -16,6 +16,7 @@ import operator
 _BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
 _UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos}
 MAX_EQUATION_CHARS = 500
+MAX_NESTING = 50  # levels of parentheses
 _MAX_MAGNITUDE = 1e15
 
 
@@ -24,7 +25,14 @@ class EquationError(ValueError):
 
 
 def evaluate_equation(text: str) -> float:
-    """Value of an arithmetic expression; raises :class:`EquationError` for anything else."""
+    """Value of an arithmetic expression; raises :class:`EquationError` for anything else.
+
+    The cost is bounded by the length (``MAX_EQUATION_CHARS``) and the depth of parentheses (``MAX_NESTING``); a
+    long flat sum is not deep.
+
+    >>> evaluate_equation("+".join(["1"] * 200))
+    200.0
+    """
     if not isinstance(text, str):
         raise EquationError(f"not text: {type(text).__name__}")
     text = text.strip().replace("×", "*").replace("÷", "/").replace("−", "-")
@@ -32,26 +40,51 @@ def evaluate_equation(text: str) -> float:
         raise EquationError("empty expression")
     if len(text) > MAX_EQUATION_CHARS:
         raise EquationError(f"expression longer than {MAX_EQUATION_CHARS} characters")
+    if _nesting(text) > MAX_NESTING:
+        raise EquationError(f"expression nested too deeply (more than {MAX_NESTING} levels of parentheses)")
     try:
         tree = ast.parse(text, mode="eval")
-    except (SyntaxError, ValueError) as err:
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
         raise EquationError(f"not an arithmetic expression: {text[:60]!r}") from err
-    return float(_walk(tree.body, depth=0))
+    return float(_evaluate(tree.body))
 
 
-def _walk(node: ast.AST, depth: int) -> float:
-    if depth > 50:
-        raise EquationError("expression nested too deeply")
-    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        return _checked(node.value)
-    if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
-        left, right = _walk(node.left, depth + 1), _walk(node.right, depth + 1)
-        if isinstance(node.op, ast.Div) and right == 0:
-            raise EquationError("division by zero")
-        return _checked(_BINOPS[type(node.op)](left, right))
-    if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
-        return _checked(_UNARY[type(node.op)](_walk(node.operand, depth + 1)))
-    raise EquationError(f"not allowed in an equation: {type(node).__name__}")
+def _nesting(text: str) -> int:
+    """The deepest level of parentheses (what makes an expression deep; a chain of + is flat)."""
+    depth = deepest = 0
+    for ch in text:
+        if ch == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch == ")":
+            depth -= 1
+    return deepest
+
+
+def _evaluate(root: ast.AST) -> float:
+    """Post-order walk with an explicit stack: no recursion, so a long chain of operators cannot overflow it."""
+    stack: list[tuple[ast.AST, bool]] = [(root, False)]
+    values: list[float] = []
+    while stack:
+        node, ready = stack.pop()
+        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+            values.append(_checked(node.value))
+        elif isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
+            if not ready:
+                stack += [(node, True), (node.right, False), (node.left, False)]
+                continue
+            right, left = values.pop(), values.pop()
+            if isinstance(node.op, ast.Div) and right == 0:
+                raise EquationError("division by zero")
+            values.append(_checked(_BINOPS[type(node.op)](left, right)))
+        elif isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
+            if not ready:
+                stack += [(node, True), (node.operand, False)]
+                continue
+            values.append(_checked(_UNARY[type(node.op)](values.pop())))
+        else:
+            raise EquationError(f"not allowed in an equation: {type(node).__name__}")
+    return values[0]
 
 
 def _checked(value: float) -> float:

@@ -9,6 +9,7 @@ row never lose an update: the later edit wins and both stay in the history.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from workbench.core.errors import ConfigError
@@ -18,6 +19,25 @@ from workbench.rationales.trainingset import resolve_row
 
 VIEWS = ("all", "teacher wrong", "parse errors", "edited", "unreviewed", "accepted", "rejected")
 PAGE_SIZE = 50
+MAX_ID = 2**63 - 1  # SQLite's INTEGER
+
+
+def check_generation_id(value) -> int:
+    """A generation id as an int; anything else (1e20, -3, 2.5, NaN, text) is a :class:`ConfigError`.
+
+    >>> check_generation_id(12.0)
+    12
+    """
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID:
+        shown = f"{value:g}" if isinstance(value, float) else repr(value)[:40]
+        raise ConfigError(f"a generation id is a whole number from 1 to {MAX_ID}, not {shown}; pick a row in "
+                          "the table")
+    return value
+
 
 
 def edit_generation(store: Store, generation_id: int, *, rationale: str | None = None, label: str | None = None,
@@ -25,6 +45,7 @@ def edit_generation(store: Store, generation_id: int, *, rationale: str | None =
     """Record a person's change. Unset fields keep their current value; changing text marks the row accepted."""
     if status is not None and status not in EDIT_STATUSES:
         raise ConfigError(f"status must be one of {', '.join(EDIT_STATUSES)}")
+    generation_id = check_generation_id(generation_id)
     gen = store.generation(generation_id)
     with store.transaction():  # read-modify-write in one transaction: no lost update between two editors
         current = store.latest_edit(generation_id) or {}
@@ -43,6 +64,7 @@ def edit_generation(store: Store, generation_id: int, *, rationale: str | None =
 
 def set_status(store: Store, generation_ids: list[int], status: str, author: str = "") -> int:
     """Bulk accept/reject: one transaction for the whole selection."""
+    generation_ids = [check_generation_id(g) for g in generation_ids]
     with store.transaction():
         for gid in generation_ids:
             edit_generation(store, gid, status=status, author=author)
@@ -51,6 +73,7 @@ def set_status(store: Store, generation_ids: list[int], status: str, author: str
 
 def current_state(store: Store, generation_id: int) -> dict:
     """A generation with its latest edit applied (the same resolution the training set uses)."""
+    generation_id = check_generation_id(generation_id)
     gen = store.generation(generation_id)
     latest = store.latest_edit(generation_id) or {}
     example = store.example(gen.task, gen.example_id)
