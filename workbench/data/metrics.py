@@ -12,6 +12,8 @@ from __future__ import annotations
 import ast
 import math
 import operator
+import re
+from dataclasses import dataclass
 
 _BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
 _UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos}
@@ -176,3 +178,53 @@ def score_predictions(rows: list[dict], answer_kind: str, labels: list[str] | No
         cm = confusion_matrix([r["label"] for r in gold_rows], [r["gold"] for r in gold_rows], list(labels))
         out["per_class"], out["confusion"] = cm.pop("per_class"), cm
     return out
+
+
+# -- checking a rationale's arithmetic ------------------------------------------------------------------------------
+_OPERAND = r"\(*\s*-?\d+(?:\.\d+)?\s*\)*"
+_STEP = re.compile(rf"((?:{_OPERAND}\s*[-+*/×÷−]\s*)+{_OPERAND})\s*=\s*(-?\d+(?:\.\d+)?)")
+
+
+@dataclass(frozen=True)
+class StepCheck:
+    """The ``a op b = c`` steps of a rationale, each evaluated safely: how many, and which are wrong."""
+
+    steps: int
+    wrong: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool | None:
+        """True: every step is right; False: one is wrong; None: the text has no step to check."""
+        return None if not self.steps else not self.wrong
+
+    def summary(self) -> str:
+        if not self.steps:
+            return "–"
+        return f"{self.steps - len(self.wrong)}/{self.steps} " + ("✓" if not self.wrong else "✗")
+
+
+def check_steps(text: str | None) -> StepCheck:
+    """Evaluate every arithmetic step ``expression = number`` in a rationale (never with ``eval``): the label's ✓
+    says only that the final answer is right; a class should also see wrong steps on the way.
+
+    >>> check_steps("She gives away 2, so 4 - 2 = 2. Then 2 - 1 = 1.").summary()
+    '2/2 ✓'
+    >>> check_steps("9 * 7 = 18, so ( 18 + 2 ) = 20").wrong
+    ('9 * 7 = 18',)
+    >>> check_steps("No numbers here.").ok is None
+    True
+    """
+    steps, wrong = 0, []
+    for match in _STEP.finditer(text or ""):
+        expression, result = match.group(1).strip(), float(match.group(2))
+        if expression.count("(") != expression.count(")"):  # "( 12 - 5 ) + 3 = 10" caught from inside: trim
+            expression = expression.lstrip("( ").rstrip(") ") if "(" not in expression.strip("( ") else expression
+        try:
+            value = evaluate_equation(expression)
+        except EquationError:
+            continue  # not a step this checker can read; the parser's job, not the arithmetic's
+        steps += 1
+        tol = 0.01 if "." in match.group(2) else 1e-6  # "10 / 3 = 3.33": rounded results are right
+        if not math.isclose(value, result, rel_tol=tol, abs_tol=tol):
+            wrong.append(" ".join(match.group(0).split()))
+    return StepCheck(steps, tuple(wrong))

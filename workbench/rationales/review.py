@@ -14,10 +14,11 @@ from dataclasses import dataclass
 
 from workbench.core.errors import ConfigError
 from workbench.core.store import EDIT_STATUSES, Store
+from workbench.data.metrics import StepCheck, check_steps
 from workbench.data.tasks import Task
 from workbench.rationales.trainingset import resolve_row
 
-VIEWS = ("all", "teacher wrong", "parse errors", "edited", "unreviewed", "accepted", "rejected")
+VIEWS = ("all", "teacher wrong", "steps wrong", "parse errors", "edited", "unreviewed", "accepted", "rejected")
 PAGE_SIZE = 50
 MAX_ID = 2**63 - 1  # SQLite's INTEGER
 
@@ -37,7 +38,6 @@ def check_generation_id(value) -> int:
         raise ConfigError(f"a generation id is a whole number from 1 to {MAX_ID}, not {shown}; pick a row in "
                           "the table")
     return value
-
 
 
 def edit_generation(store: Store, generation_id: int, *, rationale: str | None = None, label: str | None = None,
@@ -80,9 +80,14 @@ def current_state(store: Store, generation_id: int) -> dict:
     resolved = resolve_row({"teacher_rationale": gen.rationale, "teacher_label": gen.label,
                             "parse_error": gen.parse_error, "edit_rationale": latest.get("rationale"),
                             "edit_label": latest.get("label"), "status": latest.get("status")})
+    equation = store.task_row(gen.task)["answer_kind"] == "equation"
     return {"id": generation_id, "raw": gen.raw or "", "input": example.input, "gold": example.label or "",
             "rationale": resolved["rationale"] or "", "label": resolved["resolved_teacher_label"] or "",
-            "status": resolved["status"], "parse_error": gen.parse_error or ""}
+            "status": resolved["status"], "parse_error": resolved["resolved_parse_error"] or "",
+            "teacher_parse_error": gen.parse_error or "", "edited": resolved["edited"],
+            "steps": check_steps(resolved["rationale"]) if equation else StepCheck(0),
+            "settings": gen.settings,
+            "rationalized": "+rationalize" in ((store.template(gen.template_hash) or {}).get("name") or "")}
 
 
 @dataclass
@@ -101,6 +106,8 @@ def review_rows(store: Store, task: Task, teacher: str, split: str | None = "tra
         r = resolve_row(raw)
         r["teacher_right"] = (None if r["gold"] is None else
                               r["resolved_parse_error"] is None and task.is_correct(r["resolved_teacher_label"], r["gold"]))
+        # Equation tasks: the label's ✓ says nothing of the steps on the way; check each "a op b = c".
+        r["steps"] = check_steps(r["rationale"]) if task.answer_kind == "equation" else StepCheck(0)
         rows.append(r)
     return rows
 
@@ -109,7 +116,8 @@ def _in_view(r: dict, view: str) -> bool:
     return {
         "all": True,
         "teacher wrong": r["teacher_right"] is False,
-        "parse errors": bool(r["parse_error"]),
+        "steps wrong": r["steps"].ok is False,
+        "parse errors": bool(r["resolved_parse_error"]),  # a person's fixed label takes a row out of this view
         "edited": r["edited"],
         "unreviewed": r["status"] == "unreviewed",
         "accepted": r["status"] == "accepted",

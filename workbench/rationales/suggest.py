@@ -1,7 +1,9 @@
 """Which teacher fits a task: what the app preselects when a task is chosen or imported, and what a run without
 a teacher of its own is compared with.
 
->>> suggest_teacher(store, "svamp", "builtin")    # doctest: +SKIP   (an imported paper task)
+An imported paper task (svamp) with the builtin teacher selected:
+
+>>> suggest_teacher(store, "svamp", "builtin")    # doctest: +SKIP
 'released:palm-540b'
 """
 
