@@ -67,6 +67,9 @@ class JobContext:
         """Fold an event into the state; writes to the store at most twice a second unless ``force``."""
         if self.state is not None:
             self.state = self.state.apply(event)
+        line = event.line()
+        if line:  # the job's log tells the story too: steps, evaluations, checkpoints, the end
+            self.log(line)
         data = self.state.to_dict() if self.state is not None else event.to_dict()
         now = time.monotonic()
         self._pending = data
@@ -120,7 +123,9 @@ def start_job(store: Store, kind: str, spec: dict, *, job_id: str | None = None,
     proc = subprocess.Popen(
         [sys.executable, "-m", "workbench.core.jobs", "--workspace", str(store.workspace), job_id],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        # No progress bars in the log (saving a model draws one per shard); its lines are the job's events.
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+             "TRANSFORMERS_VERBOSITY": "warning"},
     )
     log.close()
     store.upsert_job(job_id, kind=kind, status="queued", pid=proc.pid)

@@ -280,7 +280,7 @@ def fit(session, *, progress: ProgressFn | None = None, should_stop: Callable[[]
     log = MetricsLog(folder, progress)
     if resume_from:
         log.write(Resumed(from_checkpoint=Path(resume_from).name))
-    predictor = predictor_for(student, cfg, session.meta["generation"])
+    predictor = predictor_for(student, cfg, session.meta["generation"], session.meta.get("task"))
     pace = Pace()
     callbacks: list[TrainerCallback] = [ProgressCallback(log, pace, cfg.eval_every)]
     stop_cb = StopCallback(should_stop) if should_stop is not None else None

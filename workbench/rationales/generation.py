@@ -73,7 +73,7 @@ def plan_generation(store: Store, task: Task, teacher: Teacher, *, split: str = 
     done = store.done_example_ids(task.name, teacher.id, template.hash, settings_key(teacher))
     todo = [e for e in examples if e.id not in done]
     return GenerationPlan(task.name, teacher.id, template.hash, len(examples), todo,
-                          [template.render(e.input) for e in todo])
+                          [template.render(e.input, e.label) for e in todo])
 
 
 def generate_rationales(store: Store, task: Task, teacher: Teacher, *, split: str = "train",
@@ -175,14 +175,15 @@ class GenerationRequest:
     split: str = "train"
     limit: int | None = None
     template_text: str | None = None  # an edited template; None: the task's own
+    rationalize: bool = False  # show the teacher the gold answer and ask it to explain it
 
     def to_spec(self) -> dict:
         return {"task": self.task, "teacher": self.teacher, "split": self.split, "limit": self.limit,
-                "template_text": self.template_text}
+                "template_text": self.template_text, "rationalize": self.rationalize}
 
 
 def check_generation(store: Store, task_name: str, spec: str, *, split: str = "train", limit: int | None = None,
-                     template_text: str | None = None) -> GenerationRequest:
+                     template_text: str | None = None, rationalize: bool = False) -> GenerationRequest:
     """Refuse, with the reason, a generation that cannot work: an unknown task or teacher, a teacher that only
     replays answers or cannot read this task, a template without ``{input}``, an empty split, a bad limit."""
     if not task_name:
@@ -202,16 +203,22 @@ def check_generation(store: Store, task_name: str, spec: str, *, split: str = "t
         default.with_text(edited)  # refuses a template without {input}
     if not store.examples(task.name, split, 1):
         raise NothingToDoError(f"task {task.name!r} has no {split!r} examples; splits: {task.split_names()}")
-    return GenerationRequest(task.name, spec, split, None if limit is None else int(limit), edited)
+    if rationalize and not any(e.label for e in store.examples(task.name, split)):
+        raise NothingToDoError(f"rationalization shows the teacher the gold answer, and the {split!r} examples of "
+                               f"{task.name!r} have none")
+    return GenerationRequest(task.name, spec, split, None if limit is None else int(limit), edited, bool(rationalize))
 
 
 def generate_job(store: Store, spec: dict, ctx: JobContext) -> dict:
     """The ``generate`` job kind. spec: a :class:`GenerationRequest` as a dict."""
     req = check_generation(store, spec["task"], spec["teacher"], split=spec.get("split", "train"),
-                           limit=spec.get("limit"), template_text=spec.get("template_text"))
+                           limit=spec.get("limit"), template_text=spec.get("template_text"),
+                           rationalize=bool(spec.get("rationalize")))
     task = load_task(req.task, store)
     teacher = get_teacher(req.teacher, store=store)
     template = task.template().with_text(req.template_text) if req.template_text else task.template()
+    if req.rationalize:
+        template = template.rationalizing()
     ctx.state = GenerationProgress()
     ctx.log(f"generating: task={task.name} teacher={teacher.id} limit={req.limit}")
     try:
