@@ -1,5 +1,6 @@
 """Nothing lost under faults (issue 8): kill -9 while editing and of the app itself, training jobs that crash
-(diverging loss, out of memory), a full disk and a read-only workspace.
+(diverging loss, out of memory), a full disk and a read-only workspace; and (issue 16) a full disk during task-add,
+when a run is created and while it trains.
 
 Kill -9 during generation and training, two-tab edits and endpoint faults are in test_jobs.py,
 test_store_generation.py, test_training.py and test_teacher_openai.py.
@@ -179,7 +180,7 @@ TINY = {"task": "wordproblems", "method": "standard", "student": "tiny", "steps"
 
 
 def test_a_diverging_training_job_fails_with_its_reason(tmp_path):
-    from workbench.ui.train import job_progress, runs_table
+    from workbench.ui.train import RUN_HEADERS, job_progress, runs_table
 
     store = _small_workspace(tmp_path / "ws", n_train=32)
     job = start_job(store, "train", {**TINY, "learning_rate": 1e30, "run": "diverged"}, detach=False)
@@ -191,7 +192,7 @@ def test_a_diverging_training_job_fails_with_its_reason(tmp_path):
     assert not (store.workspace / "runs" / "diverged" / "model").exists()  # no NaN model passed off as done
     # The UI shows the reason and keeps working; the store is intact and takes the next job.
     assert "diverged" in job_progress(row) and "failed" in job_progress(row)
-    name, status = runs_table(store)[0][0], runs_table(store)[0][4]
+    name, status = runs_table(store)[0][0], runs_table(store)[0][RUN_HEADERS.index("status")]
     assert name == "diverged" and status.startswith("failed") and "diverged" in status  # the table says why
     assert store.integrity_check() == []
     ok = start_job(store, "train", {**TINY, "run": "fine"}, detach=False)
@@ -221,9 +222,18 @@ def test_an_out_of_memory_training_job_fails_with_its_reason(tmp_path, monkeypat
 @pytest.fixture
 def tiny_disk(tmp_path):
     """A 16 MiB tmpfs (root can mount one; elsewhere the test is skipped: see the RLIMIT_FSIZE test below)."""
-    mount = tmp_path / "disk"
+    yield from _tmpfs(tmp_path / "disk", "16m")
+
+
+@pytest.fixture
+def roomy_disk(tmp_path):
+    """A 96 MiB tmpfs: room for a tiny student's checkpoints, until the test fills it."""
+    yield from _tmpfs(tmp_path / "disk", "96m")
+
+
+def _tmpfs(mount: Path, size: str):
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], capture_output=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True)
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
     try:
@@ -322,4 +332,87 @@ def test_file_size_limit_is_a_clear_error_and_nothing_is_half_written(tmp_path):
     assert store.integrity_check() == []
     committed = len(store.latest_generations("wordproblems", "builtin"))
     assert 0 < committed < 3000 and committed % 32 == 0  # whole batches only
+    store.close()
+
+
+# -- full disk: task-add, a new run, and mid-training (issue 16) -----------------------------------------------------
+def _cli(*argv: str) -> tuple[int, str]:
+    import contextlib
+    import io
+
+    from workbench.cli import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(list(argv))
+    return code, err.getvalue()
+
+
+@pytest.mark.parametrize("leave", [64 * 1024, 1536 * 1024])  # the copy fails; the copy fits but the store does not
+def test_task_add_on_a_full_disk_leaves_no_copy_and_says_so(tiny_disk, tmp_path, leave):
+    csv_path = tmp_path / "big.csv"
+    csv_path.write_text("text,label\n" + "".join(f"question {i} {'x' * 900},yes\n" for i in range(1100)))
+    workspace = tiny_disk / "ws"
+    Store.open(workspace).close()
+    filler = _fill(tiny_disk, leave=leave)
+    code, err = _cli("--workspace", str(workspace), "task-add", "big", str(csv_path), "--input", "text")
+    assert code == 2 and err.count("\n") == 1 and "full" in err and "Traceback" not in err, err
+    uploads = workspace / "uploads"
+    assert not uploads.exists() or list(uploads.iterdir()) == []  # no 0-byte or half copy, no temporary file
+    filler.unlink()
+    store = Store.open(workspace)
+    assert not store.has_task("big") and store.integrity_check() == []
+    assert _cli("--workspace", str(workspace), "task-add", "big", str(csv_path), "--input", "text")[0] == 0
+    assert [p.name for p in uploads.iterdir()] == ["big.csv"]
+    store.close()
+
+
+def _trainable(workspace: Path, runs_on: Path) -> Store:
+    """A workspace with answers to train on, whose ``runs/`` folder lives on the small disk ``runs_on`` (the store
+    keeps room: what fills up is the run folder, as when checkpoints outgrow a disk)."""
+    store = Store.open(workspace)
+    task = load_task("wordproblems", store, n_train=24, n_valid=4, n_test=4)
+    generate_rationales(store, task, get_teacher("builtin", store=store))
+    (runs_on / "runs").mkdir()
+    (workspace / "runs").symlink_to(runs_on / "runs")
+    return store
+
+
+TRAIN_ARGS = ("train", "--task", "wordproblems", "--method", "standard", "--student", "tiny", "--steps", "2",
+              "--batch-size", "4", "--test-limit", "2", "--max-target-len", "16", "--run", "X", "--quiet")
+
+
+def test_train_on_a_full_disk_leaves_the_run_name_free(tiny_disk, tmp_path):
+    store = _trainable(tmp_path / "ws", tiny_disk)
+    filler = _fill(tiny_disk, leave=0)
+    code, err = _cli("--workspace", str(store.workspace), *TRAIN_ARGS)
+    assert code == 2 and err.count("\n") == 1 and "full" in err and "Traceback" not in err, err
+    assert not (store.workspace / "runs" / "X").exists() and store.list_runs() == []  # absent, not a husk
+    filler.unlink()
+    code, err = _cli("--workspace", str(store.workspace), *TRAIN_ARGS)
+    assert code == 0, err
+    assert store.run_row("X")["status"] == "done"
+    store.close()
+
+
+def test_disk_full_mid_training_is_a_clean_error_and_the_run_resumes(roomy_disk, tmp_path):
+    from workbench.core.events import TrainBegin
+    from workbench.distill.runs import check_resumable, resume_run, train_student
+
+    store = _trainable(tmp_path / "ws", roomy_disk)
+    filled = []
+
+    def fill_once_training_begins(event) -> None:
+        if isinstance(event, TrainBegin) and not filled:
+            filled.append(_fill(roomy_disk, leave=0))  # the first checkpoint finds no room
+
+    cfg = {"task": "wordproblems", "method": "standard", "student": "tiny", "steps": 4, "batch_size": 4,
+           "save_every": 2, "test_limit": 2, "max_target_len": 16, "run": "full", "eval_every": 0}
+    with pytest.raises(StoreError, match=r"disk holding run 'full' .* is full.*--resume full"):
+        train_student(store, cfg, progress=fill_once_training_begins)
+    assert store.run_row("full")["status"] == "failed" and "is full" in store.run_row("full")["summary"]["error"]
+    filled[0].unlink()
+    assert check_resumable(store, "full") == "failed"
+    assert resume_run(store, "full")["status"] == "done" and store.run_row("full")["status"] == "done"
+    assert store.integrity_check() == []
     store.close()

@@ -2,7 +2,9 @@
 specs and CLI argument lists. Each gives a result, a per-line report or a clear domain error — never a traceback.
 
 The evaluator is fuzzed in ``test_metrics.py``; here: the parsers (incl. ``equation-paper``), CSV/JSONL import,
-the paper importer on malformed folders, ``TrainConfig.from_dict``, teacher specs and ``workbench.cli.main``.
+the paper importer on malformed folders, ``TrainConfig.from_dict``, teacher specs and ``workbench.cli.main``; and
+(issue 16) uploads with lone surrogates or in UTF-16/32, any reply an endpoint may send, an API key anywhere in an
+error, and release folders holding special files (FIFOs, devices, dangling symlinks, directories).
 Run with ``--hypothesis-show-statistics`` to see how many cases each property tried.
 """
 
@@ -421,3 +423,169 @@ def test_serve_on_a_taken_port_is_a_clear_error(tmp_path, capsys):
         port = taken.getsockname()[1]
         code = main(["--workspace", str(tmp_path / "ws"), "serve", "--port", str(port)])
     assert code == 2 and f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+# -- issue 16: lone surrogates and other encodings in uploads -------------------------------------------------------
+NASTY = ["\ud800", "\udfff", "caf\udce9", "\udcff\udcfe", "\ud83d\ude00", "ok", "", "é", "\x00"]
+nasty_text = st.one_of(st.sampled_from(NASTY), st.lists(st.sampled_from(NASTY + ["a", " ", ","]), max_size=4).map("".join))
+
+
+@st.composite
+def nasty_files(draw):
+    """A JSONL file whose keys and values may hold lone surrogates (as JSON escapes, the way a file would), or a
+    CSV whose header and cells may hold bytes that are not UTF-8, in UTF-8, UTF-16 or UTF-32."""
+    if draw(st.booleans()):
+        lines = []
+        for _ in range(draw(st.integers(1, 6))):
+            keys = draw(st.lists(st.one_of(st.sampled_from(["text", "label"]), nasty_text), min_size=1, max_size=3))
+            lines.append(json.dumps({k: draw(nasty_text) for k in keys}))  # ensure_ascii: "\ud800" stays an escape
+        return ".jsonl", "\n".join(lines).encode("ascii"), len(lines)
+    header = draw(st.lists(st.one_of(st.sampled_from(["text", "label"]), nasty_text.filter(lambda t: "," not in t)),
+                           min_size=1, max_size=3))
+    rows = draw(st.lists(st.lists(nasty_text, min_size=len(header), max_size=len(header)), max_size=5))
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\r\n").writerows([header, *rows])
+    text = buf.getvalue()
+    encoding = draw(st.sampled_from(["utf-8", "utf-8", "utf-8", "utf-16", "utf-16-le", "utf-32"]))
+    if encoding == "utf-8":  # \udce9 is the stray byte 0xe9; \ud800 the invalid three bytes ED A0 80
+        data = b"".join(ch.encode("utf-8", "surrogateescape" if "\udc80" <= ch <= "\udcff" else "surrogatepass")
+                        for ch in text)
+    else:
+        data = text.encode(encoding, "surrogatepass")
+    return ".csv", data, len(rows)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+@fuzz(150)
+@given(file=nasty_files())
+def test_uploads_with_surrogates_or_other_encodings_are_rejected_clearly(fuzz_store, tmp_path_factory, file):
+    fmt, data, records = file
+    path = tmp_path_factory.mktemp("nasty") / f"upload{fmt}"
+    path.write_bytes(data)
+    name = f"n{next(_names)}"
+    uploads = fuzz_store.workspace / "uploads"
+    before = set(uploads.iterdir()) if uploads.is_dir() else set()
+    try:
+        result = import_custom(fuzz_store, name, path, ColumnMapping(inputs=("text",)))
+    except (ImportDataError, ConfigError) as err:
+        assert _encodable(str(err)) and "\n" not in str(err), repr(str(err))
+        assert not fuzz_store.has_task(name)
+        assert (set(uploads.iterdir()) if uploads.is_dir() else set()) == before  # no copy left behind
+        return
+    assert sum(result["examples"].values()) + result["rejected"] == records
+    assert all(_encodable(e["reason"]) for e in result["errors"])
+    for ex in fuzz_store.examples(name):
+        assert _encodable(ex.input) and _encodable(json.dumps(ex.fields, ensure_ascii=False))
+
+
+# -- issue 16: odd replies from an OpenAI-compatible endpoint --------------------------------------------------------
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-10, 10**6), st.floats(allow_nan=False), st.text(max_size=8),
+              st.sampled_from(["", "The answer is (1 + 2).", "\ud800"])),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.sampled_from(["choices", "message", "content", "text", "role", "index", "foo"]), inner,
+                        max_size=4)),
+    max_leaves=12)
+replies = st.one_of(
+    json_values.map(lambda v: json.dumps(v).encode()),
+    st.builds(lambda c: json.dumps({"choices": c}).encode(), json_values),
+    st.builds(lambda m: json.dumps({"choices": [{"message": m, "text": m}]}).encode(), json_values),
+    st.sampled_from([b"", b"not json", b'{"choices": [{"text": "', b"\xff\xfe", b"[]", b"null"]),
+)
+
+
+@pytest.fixture(scope="module")
+def odd_endpoint():
+    from test_hostile import RawEndpoint
+
+    with RawEndpoint(lambda i, body, headers: (200, b"{}")) as ep:
+        yield ep
+
+
+@fuzz(80)
+@given(reply=replies, mode=st.sampled_from(["chat", "completions"]))
+def test_any_reply_from_an_endpoint_is_an_answer_or_a_per_row_error(odd_endpoint, reply, mode):
+    from workbench.core.records import Example
+    from workbench.rationales.teachers.base import TeacherRequest
+    from workbench.rationales.teachers.openai_compat import MAX_ANSWER_CHARS
+
+    odd_endpoint.reply = lambda i, body, headers: (200, reply)
+    teacher = get_teacher(f"openai:m@{odd_endpoint.url}?mode={mode}&max_retries=0&timeout=5")
+    out = teacher.answer([TeacherRequest(Example("e", "train", "x", None), "Q: x\nA:")])
+    assert len(out) == 1
+    if out[0].error is None:
+        assert isinstance(out[0].raw, str) and len(out[0].raw) <= MAX_ANSWER_CHARS
+    else:
+        assert out[0].raw is None and _encodable(out[0].error) and len(out[0].error) < 400
+    teacher.close()
+
+
+@fuzz(300)
+@given(before=st.text(max_size=400), after=st.text(max_size=100), cut=st.integers(0, 420))
+def test_the_key_never_survives_in_part_wherever_it_sits(before, after, cut):
+    from workbench.rationales.teachers.openai_compat import MAX_DETAIL_CHARS, _detail
+
+    key = "sk-Zq9XvT3mPw8KyR2nB7"
+    text = before[:cut] + f"Bearer {key}" + after
+    detail = _detail(RuntimeError(text), (key,))
+    assert len(detail) <= MAX_DETAIL_CHARS and _encodable(detail)
+    assert not any(key[i:i + 5] in detail for i in range(3, len(key) - 4))
+
+
+# -- issue 16: special files in a paper release folder ---------------------------------------------------------------
+SPECIAL_KINDS = ["regular", "regular", "dangling", "directory", "fifo", "devzero", "link-to-regular"]
+
+
+@st.composite
+def special_folders(draw):
+    entries = {}
+    for rel in draw(st.lists(st.sampled_from(["svamp_train.json", "svamp_test.json", "llm/train_CoT_0.json",
+                                              "llm/train_CoT_1.json", "llm/test_CoT_0.json"]), unique=True,
+                             min_size=1, max_size=4)):
+        entries[rel] = draw(st.sampled_from(SPECIAL_KINDS))
+    return entries
+
+
+def _make_special(root: Path, path: Path, kind: str, text: str) -> None:
+    if kind == "regular":
+        path.write_text(text)
+    elif kind == "dangling":
+        path.symlink_to(root / "gone")
+    elif kind == "directory":
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)  # nobody writes to it: reading would wait for ever
+    elif kind == "devzero":
+        path.symlink_to("/dev/zero")  # reading would fill the memory
+    else:
+        (root / f"{path.name}.real").write_text(text)
+        path.symlink_to(root / f"{path.name}.real")
+
+
+@fuzz(60)
+@given(entries=special_folders())
+@pytest.mark.timeout(120)
+def test_paper_import_never_reads_what_is_not_a_regular_file(fuzz_store, tmp_path_factory, entries):
+    root = tmp_path_factory.mktemp("special")
+    (root / "llm").mkdir()
+    (root / "plain.json").write_text('["The answer is (3 + 0)."]')
+    for rel, kind in entries.items():
+        _make_special(root, root / rel, kind, '["The answer is (3 + 0)."]' if "llm" in rel else
+                      '{"input": "Tom has 3. How many?", "label": "( 3 + 0 )"}')
+    name = f"s{next(_names)}"
+    try:
+        result = import_paper(fuzz_store, root, "svamp", name=name)
+    except ImportDataError as err:
+        assert _encodable(str(err)) and "Traceback" not in str(err)
+        assert not fuzz_store.has_task(name)
+        return
+    assert sum(result["examples"].values()) > 0
+    assert all(kind in ("regular", "link-to-regular") for kind in entries.values())

@@ -232,5 +232,6 @@ def test_the_ui_never_shows_the_key(monkeypatch, store):
 
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     spec = "openai:my-model@http://127.0.0.1:9/v1"
-    cli, facts = train.on_form(store, "wordproblems", spec, "tiny", "dss", "auto", 0.5, 1.0, 40, 16, 0.002, 1, 20, 50, "")
+    cli, facts = train.on_form(store, "wordproblems", spec, "tiny", "dss", "gold", "auto", 0.5, 1.0, 40, 16, 0.002, 1,
+                               20, "50", 0, "")
     assert SECRET not in cli and SECRET not in facts and "my-model" in cli
