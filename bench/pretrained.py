@@ -35,7 +35,7 @@ from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from results_io import write_results  # noqa: E402 - bench/ is on sys.path when a script runs
+from results_io import reset_peak_rss, rss_kib, write_results  # noqa: E402 - bench/ is on sys.path when a script runs
 
 from workbench.core import pretrained  # noqa: E402
 from workbench.core.modeling import count_parameters, save_random_checkpoint  # noqa: E402
@@ -158,19 +158,6 @@ class Counted:
         return batch
 
 
-def _rss_kib(key: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    return 0
-
-
-def reset_peak_rss() -> int:
-    """Reset the peak RSS to now (Linux); returns the current RSS in KiB."""
-    Path("/proc/self/clear_refs").write_text("5")
-    return _rss_kib("VmRSS")
-
-
 def release_memory() -> None:
     """Hand the previous variant's freed memory back to the OS, so the next one's RSS starts from its own."""
     import ctypes
@@ -215,7 +202,7 @@ def run_variant(kind: str, model: str, features: list[dict], cfg: TrainConfig, s
     trainer.remove_callback(PrinterCallback)
     loaded_kib = reset_peak_rss()  # the model is loaded: what training adds is optimizer state, gradients, activations
     trainer.train()
-    peak_mb, added_mb = _rss_kib("VmHWM") / 1024, (_rss_kib("VmHWM") - loaded_kib) / 1024
+    peak_mb, added_mb = rss_kib("VmHWM") / 1024, (rss_kib("VmHWM") - loaded_kib) / 1024
     warm = 1  # the first step pays for allocations and the first kernels
     per_step = [t / s for t, s in zip(counted.tokens[warm:cfg.steps], clock.seconds[warm:])]
     return {"variant": kind, "label": VARIANTS[kind], "timed_steps": len(per_step), "step_seconds": clock.seconds[warm:],

