@@ -269,3 +269,17 @@ def test_tiny_dss_student_learns_the_builtin_word_problems(tmp_path):
                       learning_rate=1e-3, batch_size=32, save_every=1000, predict_rationales=False, test_limit=100)
     summary = train_student(store, cfg)
     assert summary["accuracy"] >= 0.3, summary
+
+
+def test_the_time_estimate_ignores_runs_that_only_measured_their_start(store):
+    from workbench.distill.runs import estimate_seconds
+
+    cfg = TrainConfig(task="wordproblems", method="dss", student="tiny", teacher="builtin", steps=1000, batch_size=32)
+    assert estimate_seconds(store, cfg) is None  # nothing measured yet: say nothing rather than guess
+    for name, steps, pace in (("cancelled-at-1", 1, 30.0), ("done", 100, 0.2), ("cancelled-at-50", 50, 0.3)):
+        store.upsert_run(name, task="wordproblems", method="dss", student="tiny", status="done", run_dir="/nowhere",
+                         summary={"steps": steps, "s_per_step": pace, "batch_size": 32})
+    assert estimate_seconds(store, cfg) == pytest.approx(250.0)  # median of 0.2 and 0.3 s a step, not 30
+    other_batch = TrainConfig(task="wordproblems", method="dss", student="tiny", teacher="builtin", steps=1000,
+                              batch_size=8)
+    assert estimate_seconds(store, other_batch) is None  # another batch size paces differently

@@ -301,13 +301,18 @@ def list_runs(store: Store, task: str | None = None) -> list[dict]:
     return store.list_runs(task)
 
 
+PACE_MIN_STEPS = 10  # a run cancelled after a step or two measured its start-up, not its pace
+
+
 def estimate_seconds(store: Store, cfg: TrainConfig) -> float | None:
-    """Seconds for the run from the median seconds per step of finished runs with the same student, method and
-    batch size in this workspace (None before the first such run)."""
+    """Seconds for the run from the median seconds per step of earlier runs (done or cancelled, of at least
+    ``PACE_MIN_STEPS`` steps) with the same student, method and batch size in this workspace (None before the
+    first such run)."""
     cfg = cfg.resolved()
-    rates = [r["summary"].get("s_per_step") for r in list_runs(store)
+    rates = [r["summary"]["s_per_step"] for r in list_runs(store)
              if r["method"] == cfg.method and r["student"] == cfg.student
              and isinstance(r["summary"].get("s_per_step"), (int, float))
+             and (r["summary"].get("steps") or 0) >= PACE_MIN_STEPS
              and _run_batch_size(store, r) == cfg.batch_size]
     return statistics.median(rates) * cfg.steps if rates else None
 
