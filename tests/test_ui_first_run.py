@@ -257,3 +257,21 @@ def test_rationalization_shows_the_answer_keeps_its_answers_apart_and_says_so(ws
     marks = {h: {current_state(ws, r["generation_id"])["rationalized"] for r in rows} for h, rows in by_hash.items()}
     assert sorted(marks.values(), key=str) == [{False}, {True}]
     assert check_generation(ws, "wordproblems", "builtin", limit=2, rationalize=True).to_spec()["rationalize"] is True
+
+
+def test_a_free_teacher_that_answered_part_of_the_test_split_is_compared_on_all_of_it(store):
+    from workbench.rationales.generation import ensure_answers
+
+    task = load_task("wordproblems", store, n_train=20, n_valid=4, n_test=12)
+    generate_rationales(store, task, get_teacher("builtin"), split="test", limit=5)  # e.g. an "Ask" of 5
+    assert ensure_answers(store, "wordproblems", "builtin", split="test") is None
+    assert len(store.latest_generations("wordproblems", "builtin", split="test")) == 12
+
+
+def test_the_summary_says_the_student_figure_on_the_teachers_examples_when_they_are_fewer():
+    row = {"config": {"method": "dss", "label_source": "gold"}, "train_rows": 100, "student_parameters": 1000,
+           "student_accuracy": 0.987, "n": 300, "teacher_accuracy": 0.78, "n_shared": 50,
+           "student_accuracy_on_shared": 0.98, "student_right_teacher_wrong": 11, "teacher_right_student_wrong": 1}
+    text = compare_tab.summary_md({"r": row}, "builtin")
+    assert "98.7 % (300); 98.0 % on the teacher's 50" in text
+    assert "on the teacher's" not in compare_tab.summary_md({"r": {**row, "n_shared": 300}}, "builtin")

@@ -254,14 +254,17 @@ def teacher_accuracy(store: Store, task: Task, teacher_id: str, template_hash: s
 
 def ensure_answers(store: Store, task_name: str, spec: str, *, split: str = "test", ask_free: bool = True) -> str | None:
     """Make sure a teacher has answered a split, when that costs nothing: a free teacher (``cost == "free"``) is
-    asked now for what it has not answered; any other teacher is never called implicitly (it may cost money or
-    time). Returns None when the answers are there, else a note saying which command fills them in."""
+    asked now for every example it has not answered; any other teacher is never called implicitly (it may cost
+    money or time). Returns None when answers are there, else a note saying which command fills them in."""
     from workbench.rationales.teachers.base import teacher_class, teacher_id
 
-    if store.latest_generations(task_name, teacher_id(spec), split=split):
-        return None
     cls = teacher_class(spec)
-    if ask_free and cls.cost == "free" and cls.can_generate:
+    free = ask_free and cls.cost == "free" and cls.can_generate
+    # A free teacher fills in what it has not answered (a split it answered 50 of is compared on all of it);
+    # any other teacher is compared on what it answered.
+    if not free and store.latest_generations(task_name, teacher_id(spec), split=split):
+        return None
+    if free:
         task = load_task(task_name, store)
         teacher = get_teacher(spec, store=store)
         if teacher.can_answer(task) is None:

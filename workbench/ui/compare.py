@@ -54,14 +54,22 @@ def short_names(results: dict[str, dict]) -> dict[str, str]:
     return out
 
 
+def _student_cell(r: dict) -> str:
+    """The student's test accuracy; and on the teacher's examples too when the teacher answered fewer."""
+    cell = f"{fmt_pct(r['student_accuracy'])} ({r['n']})"
+    if r["n_shared"] and r["n_shared"] < r["n"]:
+        cell += f"; {fmt_pct(r['student_accuracy_on_shared'])} on the teacher's {r['n_shared']}"
+    return cell
+
+
 def summary_md(results: dict[str, dict], teacher: str | None) -> str:
     lines = ["| run | method | labels | rows | params | student (test) | teacher (test, same examples) | "
              "student right, teacher wrong | teacher right, student wrong |", "|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         cfg = r["config"]
         lines.append(f"| {md_text(name)} | {md_text(cfg['method'])} | {md_text(cfg.get('label_source', 'gold'))} | "
-                     f"{r['train_rows']:,} | {r['student_parameters']:,} | {fmt_pct(r['student_accuracy'])} "
-                     f"({r['n']}) | {fmt_pct(r['teacher_accuracy'])} ({r['n_shared']}) | "
+                     f"{r['train_rows']:,} | {r['student_parameters']:,} | {_student_cell(r)} | "
+                     f"{fmt_pct(r['teacher_accuracy'])} ({r['n_shared']}) | "
                      f"{r['student_right_teacher_wrong']} | {r['teacher_right_student_wrong']} |")
     notes = {r["note"] for r in results.values() if r.get("note")}
     who = f"Teacher: **{md_text(teacher)}**, on the test split." if teacher else "No teacher answered this task."
