@@ -3,6 +3,7 @@
     .venv/bin/python bench/sweeps.py --grid svamp          # SVAMP with PaLM's released rationales, SmolLM2-135M
     .venv/bin/python bench/sweeps.py --grid wordproblems   # built-in hard word problems, rows 8..256, tiny + SmolLM2
     .venv/bin/python bench/sweeps.py --grid svamp --seeds 0,1,2 --epochs 2     # more seeds (hours on a CPU)
+    .venv/bin/python bench/sweeps.py --grid wordproblems --rows 8,32,128 --students smollm2-135m   # a sub-grid
     .venv/bin/python bench/sweeps.py --smoke               # seconds: a 2-cell grid with the tiny student
 
 ``svamp``: ``standard`` vs ``dss`` at 12.5 / 25 / 50 / 100 % of the paper's own 800 training rows, the same
@@ -58,7 +59,8 @@ def grid(args) -> tuple[SweepConfig, str]:
                            seeds=seeds, students=students, epochs=args.epochs, min_steps=10,
                            settings=settings, name=args.name or "bench-svamp"), "svamp"
     students = tuple(args.students.split(",")) if args.students else ("tiny", "smollm2-135m")
-    return SweepConfig(task="wordproblems-hard", teacher="builtin", rows=(8, 16, 32, 64, 128, 256), seeds=seeds,
+    rows = tuple(int(r) for r in args.rows.split(",")) if args.rows else (8, 16, 32, 64, 128, 256)
+    return SweepConfig(task="wordproblems-hard", teacher="builtin", rows=rows, seeds=seeds,
                        students=students, epochs=args.epochs, min_steps=20, test_limit=100, settings=settings,
                        name=args.name or "bench-wordproblems"), "wordproblems"
 
@@ -106,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--epochs", type=float, default=2.0, help="passes over the rows in every cell")
     parser.add_argument("--students", help="comma-separated (default: the grid's)")
+    parser.add_argument("--rows", help="wordproblems: comma-separated row counts (default 8,16,32,64,128,256)")
     parser.add_argument("--name", help="sweep name (default bench-<grid>); an existing one is resumed")
     parser.add_argument("--workspace", default=os.path.expanduser("~/.cache/workbench/bench-sweeps"))
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
