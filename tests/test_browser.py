@@ -64,6 +64,10 @@ def app_url(tmp_path_factory):
     try:
         yield demo.local_url.rstrip("/"), demo.workbench_store
     finally:
+        from workbench.core.jobs import cancel_job, list_jobs
+
+        for job in list_jobs(demo.workbench_store):  # a failed walk must not leave a training job running
+            cancel_job(demo.workbench_store, job["id"])
         demo.close()
 
 
