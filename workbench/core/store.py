@@ -275,6 +275,15 @@ def is_disk_full(err: BaseException, where: str | os.PathLike | None = None) -> 
     return fs.f_bavail * fs.f_frsize < 1024 * 1024
 
 
+def write_error(err: OSError, workspace: str | os.PathLike, folder: str | os.PathLike, *,
+                again: str = "retry") -> StoreError:
+    """A clean error for an OS error while writing into the workspace before anything was stored: a full disk
+    says so (and how to go on: ``again``); anything else names the folder."""
+    if is_disk_full(err):
+        return StoreError(f"the disk holding {workspace} is full; free space and {again} (nothing was written)")
+    return StoreError(f"cannot write to {folder} ({err.strerror or err}); choose a writable --workspace")
+
+
 def _store_error(path: Path, err: sqlite3.OperationalError) -> StoreError:
     msg = str(err)
     if "readonly" in msg or "read-only" in msg:

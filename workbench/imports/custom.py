@@ -32,8 +32,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from workbench.core.errors import ConfigError, ImportDataError, StoreError
-from workbench.core.store import Example, Generation, Store, is_disk_full
+from workbench.core.errors import ConfigError, ImportDataError
+from workbench.core.store import Example, Generation, Store, write_error
 from workbench.core.text import has_surrogates, printable
 from workbench.data.metrics import EquationError, evaluate_equation
 from workbench.data.prompts import PromptTemplate
@@ -347,11 +347,7 @@ def _copy_upload(store: Store, path: Path) -> tuple[Path, bool]:
                 tmp.unlink()
             raise
     except OSError as err:
-        if is_disk_full(err):
-            raise StoreError(f"the disk holding {store.workspace} is full; free space and add the task again "
-                             "(nothing was written)") from err
-        raise StoreError(f"cannot copy the file into {folder} ({err.strerror or err}); choose a writable "
-                         "--workspace") from err
+        raise write_error(err, store.workspace, folder, again="add the task again") from err
     return target, True
 
 

@@ -26,7 +26,7 @@ from workbench.core.events import GenerationProgress
 from workbench.core.jobs import JobContext
 from workbench.core.locks import OwnerLock
 from workbench.core.records import Example, Generation
-from workbench.core.store import Store, is_disk_full
+from workbench.core.store import Store, write_error
 from workbench.data.metrics import accuracy
 from workbench.data.parsers import Parsed
 from workbench.data.prompts import PromptTemplate
@@ -139,11 +139,7 @@ def _claim_owner(store: Store) -> tuple[str, OwnerLock]:
         path.parent.mkdir(parents=True, exist_ok=True)
         return owner, OwnerLock.acquire(path)
     except OSError as err:
-        if is_disk_full(err):
-            raise StoreError(f"the disk holding {store.workspace} is full; free space and retry (nothing was "
-                             "written)") from err
-        raise StoreError(f"cannot write to {path.parent} ({err.strerror or err}); choose a writable "
-                         "--workspace") from err
+        raise write_error(err, store.workspace, path.parent) from err
 
 
 def _to_generation(task: Task, teacher: Teacher, template: PromptTemplate, skey: str, example: Example,
