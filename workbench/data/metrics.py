@@ -191,6 +191,7 @@ class StepCheck:
 
     steps: int
     wrong: tuple[str, ...] = ()
+    checked: tuple[tuple[str, bool], ...] = ()  # every step read, in order, with whether it is right
 
     @property
     def ok(self) -> bool | None:
@@ -214,7 +215,7 @@ def check_steps(text: str | None) -> StepCheck:
     >>> check_steps("No numbers here.").ok is None
     True
     """
-    steps, wrong = 0, []
+    steps, wrong, checked = 0, [], []
     for match in _STEP.finditer(text or ""):
         expression, result = match.group(1).strip(), float(match.group(2))
         if expression.count("(") != expression.count(")"):  # "( 12 - 5 ) + 3 = 10" caught from inside: trim
@@ -225,6 +226,8 @@ def check_steps(text: str | None) -> StepCheck:
             continue  # not a step this checker can read; the parser's job, not the arithmetic's
         steps += 1
         tol = 0.01 if "." in match.group(2) else 1e-6  # "10 / 3 = 3.33": rounded results are right
-        if not math.isclose(value, result, rel_tol=tol, abs_tol=tol):
+        right = math.isclose(value, result, rel_tol=tol, abs_tol=tol)
+        if not right:
             wrong.append(" ".join(match.group(0).split()))
-    return StepCheck(steps, tuple(wrong))
+        checked.append((" ".join(match.group(0).split()), right))
+    return StepCheck(steps, tuple(wrong), tuple(checked))

@@ -1,6 +1,7 @@
 """Training settings as people type them (a form, a notebook widget): text or numbers in, a validated
 :class:`~workbench.distill.config.TrainConfig` out, with every mistake naming its field; and a preview of the
-training set a config would use, before anything starts.
+training set a config would use, and warnings about settings that are allowed but almost surely a mistake
+(:func:`form_warnings`), before anything starts.
 
 >>> config_from_form({"task": "wordproblems", "method": "standard", "steps": "40", "test_limit": ""}).steps
 40
@@ -13,9 +14,10 @@ workbench.core.errors.ConfigError: Steps: must be at least 1 (not 0)
 from __future__ import annotations
 
 import math
-from dataclasses import fields
+import os
+from dataclasses import dataclass, fields
 
-from workbench.core.errors import ConfigError, NothingToDoError
+from workbench.core.errors import ConfigError, NothingToDoError, WorkbenchError
 from workbench.core.store import Store
 from workbench.data.tasks import load_task
 from workbench.distill.config import TrainConfig
@@ -125,3 +127,67 @@ def training_preview(store: Store, cfg: TrainConfig) -> dict:
             "teacher": cfg.teacher, "edited": sum(1 for r in rows if r.get("edited")),
             "steps": cfg.steps, "batch_size": cfg.batch_size, "learning_rate": cfg.learning_rate,
             "eval_every": cfg.eval_every, "epochs": round(cfg.steps * cfg.batch_size / len(rows), 1)}
+
+
+# -- warnings: settings that are allowed but almost surely a mistake ------------------------------------------------
+MANY_PASSES = 100  # passes over the training rows beyond which a student memorises them (bench/data_efficiency.py)
+FIGURE_EXAMPLES = 50  # test examples below which one accuracy is too noisy to compare with another
+
+
+@dataclass(frozen=True)
+class FormWarning:
+    """A setting a form accepts but that is almost surely a mistake: the field it is about, and what to do."""
+
+    field: str
+    message: str
+
+
+def form_warnings(store: Store, cfg: TrainConfig) -> list[FormWarning]:
+    """What to warn about before a run starts (never a refusal): thousands of passes over a handful of rows, too
+    few test examples for the figures to say anything, a student that cannot load here (offline). The app's Train
+    form shows them under its preview; a notebook can print them."""
+    out = []
+    try:
+        preview = training_preview(store, cfg)
+    except WorkbenchError:
+        preview = None  # the preview says why it cannot train; nothing to add
+    if preview and preview["epochs"] >= MANY_PASSES:
+        out.append(FormWarning("steps", f"≈{preview['epochs']:,.0f} passes over {preview['rows']:,} rows: the student "
+                               "will memorise these rows rather than learn the task. Use more rows (Fraction, or "
+                               "answer more examples) or fewer steps."))
+    n_test = _test_examples(store, cfg)
+    if n_test is not None and n_test < FIGURE_EXAMPLES:
+        noise = 100 * 2 * math.sqrt(0.25 / max(1, n_test))  # two standard errors of an accuracy near 50 %
+        field = "test_limit" if cfg.test_limit is not None else "task"
+        out.append(FormWarning(field, f"scored on {n_test} test example{'s' if n_test != 1 else ''}: one example "
+                               f"moves accuracy by {100 / max(1, n_test):.0f} points, and differences under "
+                               f"~{noise:.0f} points are noise. Score on at least {FIGURE_EXAMPLES} (blank: all)."))
+    why = student_offline_problem(cfg.student)
+    if why:
+        out.append(FormWarning("student", why))
+    return out
+
+
+def _test_examples(store: Store, cfg: TrainConfig) -> int | None:
+    try:
+        n = load_task(cfg.task, store).split_sizes().get("test", 0)
+    except WorkbenchError:
+        return None
+    return min(n, cfg.test_limit) if cfg.test_limit is not None else n
+
+
+def student_offline_problem(spec: str) -> str | None:
+    """Why a student cannot be loaded here (None: it can): a catalog model that is not available, or a hub id
+    with the hub off limits and nothing in the local cache."""
+    from workbench.core import pretrained
+    from workbench.distill.students import STUDENTS
+
+    if spec in STUDENTS:
+        ok, why = STUDENTS[spec].availability()
+        return None if ok else f"the student {spec} cannot be loaded here: {why}"
+    if os.path.isdir(spec) or "/" not in spec:
+        return None
+    if pretrained.is_offline() and not pretrained.in_hub_cache(spec):
+        return (f"the student {spec} cannot be loaded offline: it is not a folder here and not in the local hub "
+                "cache (HF_HUB_OFFLINE=1). Pick a preset or a pretrained model the Student list says is available")
+    return None

@@ -12,12 +12,9 @@ from __future__ import annotations
 import gradio as gr
 
 from workbench.core.store import Store
-from workbench.data.tasks import load_task
-from workbench.distill.predict import RunCache
 from workbench.distill.runfolder import RunFolder
-from workbench.rationales.generation import answer_one
-from workbench.rationales.teachers import get_teacher
 from workbench.results import plots
+from workbench.results.ask import AskBoth, AskedAnswer, ask_both
 from workbench.results.compare import FILTERS, compare, filter_rows, task_teacher
 from workbench.ui.common import bind, clip, edge, fmt_pct, intro, md_text, user_error
 
@@ -26,7 +23,7 @@ SIDE_HEADERS = ["example", "input", "gold", "teacher label", "teacher rationale"
 SIDE_WIDTHS = ["8%", "17%", "7%", "8%", "15%", "6%", "6%", "8%", "13%", "6%", "6%"]
 MARK = {True: "✓", False: "✗", None: "–"}
 HIDDEN = {"show_progress": "hidden"}
-RUNS = RunCache(size=2)  # the last loaded students, for the "ask both" box
+NOT_YET = "Pick one or more finished runs above and click Compare."
 
 
 def finished_runs(store: Store, task: str | None = None) -> list[str]:
@@ -132,21 +129,21 @@ def on_detail(store: Store, run: str | None, which: str):
     return side_rows(compare(store, run, measure_latency=False, teacher=teacher), which or "all")
 
 
-def ask_teacher(store: Store, task_name: str, spec: str, template_text: str, text: str) -> dict:
-    """The library's :func:`answer_one`, shaped for the three answer boxes."""
-    task = load_task(task_name, store)
-    template = task.template()
-    if template_text and template_text != template.text:
-        template = template.with_text(template_text)
-    teacher = get_teacher(spec, store=store)
-    try:
-        a = answer_one(store, task, teacher, text, template)
-    finally:
-        teacher.close()
-    if a["error"]:
-        return {"label": "", "rationale": "", "note": f"the teacher could not answer: {a['error']}"}
-    return {"label": a["label"] or "", "rationale": a["rationale"] or "",
-            "note": f"parse error: {a['parse_error']}" if a["parse_error"] else "answered"}
+def check_md(a: AskedAnswer) -> str:
+    """One side of Ask both, checked: value, each step ✓/✗, gold, and what went wrong (model text shown as text)."""
+    parts = [f"**value** {md_text(a.value_text)}", f"**steps** {md_text(a.steps_text())}"]
+    if a.correct is not None:
+        parts.append(f"**gold** {MARK[a.correct]}")
+    if a.problem:
+        parts.append(f"⚠ {md_text(a.problem)}")
+    return " · ".join(parts)
+
+
+def ask_outputs(out: AskBoth) -> tuple:
+    t, s = out.teacher, out.student
+    who = f"Teacher: **{md_text(t.name)}** · student: run **{md_text(s.name)}**  \n" if t.name else ""
+    return (t.label or "", t.rationale or "", check_md(t), s.label or "", s.rationale or "", check_md(s),
+            who + md_text(out.verdict()))
 
 
 @edge
@@ -155,15 +152,8 @@ def on_ask(store: Store, task_name: str, spec: str, template_text: str, run: str
         raise user_error("Type a question first.")
     if not run:
         raise user_error("Compare at least one run first; its student answers here.")
-    student = RUNS.get(store, run).predict([text.strip()], rationale=True)[0]
-    run_task = RunFolder.of(store, run).read_meta()["task"]["name"]
-    if run_task != task_name:  # the teacher answers as the run's task, with that task's template
-        template_text = None
-    teacher = ask_teacher(store, run_task, spec if run_task == task_name else task_teacher(store, run_task),
-                          template_text, text.strip())
-    s_note = f"parse error: {student['parse_error']}" if student.get("parse_error") else "answered"
-    return (teacher["label"], teacher["rationale"], teacher["note"], student["label"] or "",
-            student.get("rationale") or "", s_note)
+    return ask_outputs(ask_both(store, run, text, teacher=spec, template_text=template_text,
+                                selected_task=task_name))
 
 
 def refresh_runs(store: Store, task: str | None, current):
@@ -183,13 +173,15 @@ def render(store: Store, demo: gr.Blocks, sel, tab: gr.Tab | None = None) -> Non
         refresh = gr.Button("↻ Refresh list", size="sm", scale=0)
         go = gr.Button("Compare", variant="primary", scale=1, elem_id="cmp-go")
     summary = gr.Markdown(elem_id="cmp-summary", elem_classes=["wb-md"])
+    waiting = plots.empty(NOT_YET)
     with gr.Row():
-        bars = gr.Plot(label="Accuracy on the same test examples", elem_id="cmp-bars")
-        size = gr.Plot(label="Model size vs accuracy", elem_id="cmp-size")
+        bars = gr.Plot(waiting, label="Accuracy on the same test examples", elem_id="cmp-bars")
+        size = gr.Plot(waiting, label="Model size vs accuracy", elem_id="cmp-size")
     with gr.Row():
-        data = gr.Plot(label="Training data vs accuracy", elem_id="cmp-data")
-        cm_student = gr.Plot(label="Confusion matrix (student)")
-        cm_teacher = gr.Plot(label="Confusion matrix (teacher)")
+        data = gr.Plot(waiting, label="Training data vs accuracy", elem_id="cmp-data")
+        # Only a task with a label space has confusion matrices: shown by Compare when they mean something.
+        cm_student = gr.Plot(label="Confusion matrix (student)", visible=False, elem_id="cmp-cm-student")
+        cm_teacher = gr.Plot(label="Confusion matrix (teacher)", visible=False, elem_id="cmp-cm-teacher")
     gr.Markdown("### Example by example")
     with gr.Row(equal_height=True):
         detail_run = gr.Dropdown([], label="Run", scale=2)
@@ -200,26 +192,29 @@ def render(store: Store, demo: gr.Blocks, sel, tab: gr.Tab | None = None) -> Non
                         label="Teacher and student side by side", elem_id="cmp-table", column_widths=SIDE_WIDTHS,
                         elem_classes=["wb-table"])
     gr.Markdown("### Ask both")
+    gr.Markdown("A question of your own, to the teacher and to the run picked above. Each answer is checked: its "
+                "value, every step of its rationale (✓/✗), and gold when the question is one of the task's examples.")
     with gr.Row(equal_height=True):
         question = gr.Textbox(label="A new input", scale=4, placeholder="Anne has 4 apples and gives Peter 2 and "
                               "Thomas 1. How many are left?", elem_id="cmp-question")
         ask = gr.Button("Ask teacher and student", scale=1, elem_id="cmp-ask")
+    verdict = gr.Markdown(elem_id="cmp-verdict", elem_classes=["wb-md"])
     with gr.Row():
         with gr.Column():
             t_label = gr.Textbox(label="Teacher's label", interactive=False, elem_id="cmp-t-label")
             t_rationale = gr.Textbox(label="Teacher's rationale", interactive=False, lines=4)
-            t_note = gr.Textbox(label="Teacher note", interactive=False, max_lines=2, elem_id="cmp-t-note")
+            t_note = gr.Markdown(elem_id="cmp-t-check", elem_classes=["wb-md"])
         with gr.Column():
             s_label = gr.Textbox(label="Student's label", interactive=False, elem_id="cmp-s-label")
             s_rationale = gr.Textbox(label="Student's rationale", interactive=False, lines=4)
-            s_note = gr.Textbox(label="Student note", interactive=False, max_lines=2, elem_id="cmp-s-note")
+            s_note = gr.Markdown(elem_id="cmp-s-check", elem_classes=["wb-md"])
 
     go.click(bind(on_compare, store), [runs, which], [summary, bars, size, data, cm_student, cm_teacher, side,
                                                       detail_run], api_name="compare", **HIDDEN)
     for event in (which.change, detail_run.input):
         event(bind(on_detail, store), [detail_run, which], side, api_visibility="private", **HIDDEN)
     ask_in = [sel.task, sel.teacher, sel.template, detail_run, question]
-    ask_out = [t_label, t_rationale, t_note, s_label, s_rationale, s_note]
+    ask_out = [t_label, t_rationale, t_note, s_label, s_rationale, s_note, verdict]
     ask.click(bind(on_ask, store), ask_in, ask_out, api_name="ask", **HIDDEN)
     question.submit(bind(on_ask, store), ask_in, ask_out, api_visibility="private", **HIDDEN)
     listing = bind(refresh_runs, store)

@@ -20,7 +20,7 @@ from workbench.core.events import TrainingState
 from workbench.core.jobs import ACTIVE, cancel_job, job_status, list_jobs, read_log, start_job
 from workbench.core.store import Store
 from workbench.distill.config import config_to_cli
-from workbench.distill.forms import config_from_form, training_preview
+from workbench.distill.forms import config_from_form, form_warnings, label_of, training_preview
 from workbench.distill.methods import METHODS
 from workbench.distill.numbers import NUMBER_MODES
 from workbench.distill.runfolder import RunFolder
@@ -94,8 +94,10 @@ def on_form(store: Store, task, teacher, *values):
     steps = cfg.resolved().steps
     when = (f"about {fmt_duration(est)} for {steps:,} steps (from earlier runs here)" if est is not None
             else "estimate after the first steps (no earlier run with these settings)")
+    warnings = "".join(f"  \n⚠ **{md_text(label_of(w.field))}:** {md_text(w.message)}"
+                       for w in form_warnings(store, cfg))  # allowed, but almost surely a mistake
     return (f"workbench --workspace {store.workspace} " + config_to_cli(cfg).removeprefix("workbench "),
-            f"{preview_md(store, cfg)}  \n**Device** {md_text(device_line())} · **time** {md_text(when)}")
+            f"{preview_md(store, cfg)}  \n**Device** {md_text(device_line())} · **time** {md_text(when)}{warnings}")
 
 
 def on_student(student: str):
