@@ -31,6 +31,7 @@ from pathlib import Path
 
 from workbench.core.errors import WorkbenchError
 from workbench.core.events import Event
+from workbench.core.paths import inside
 from workbench.core.registry import Registry
 from workbench.core.store import Store
 
@@ -104,7 +105,7 @@ class JobContext:
 
 
 def job_dir(store: Store, job_id: str) -> Path:
-    return store.workspace / "jobs" / job_id
+    return inside(store.workspace / "jobs", job_id, "job")
 
 
 def start_job(store: Store, kind: str, spec: dict, *, job_id: str | None = None, detach: bool = True) -> str:

@@ -24,6 +24,7 @@ from pathlib import Path
 from workbench.core.errors import RunError, StoreError
 from workbench.core.events import Event, event_from_dict
 from workbench.core.locks import LockHeld, OwnerLock
+from workbench.core.paths import inside
 from workbench.core.store import is_disk_full
 from workbench.core.store_index import RUN_LOCK
 
@@ -42,8 +43,10 @@ class RunFolder:
 
     @classmethod
     def of(cls, store, name: str) -> RunFolder:
-        """The folder of run ``name`` in a workspace (it may not exist yet)."""
-        return cls(runs_root(store) / name)
+        """The folder of run ``name`` in a workspace (it may not exist yet). Every reader of a run by name (eval,
+        compare, predict, resume, the app) comes here: a name with ``..`` or a folder that is a symlink to
+        elsewhere is refused (:func:`workbench.core.paths.inside`)."""
+        return cls(inside(runs_root(store), name, "run"))
 
     @classmethod
     def find(cls, path: str | Path) -> RunFolder | None:

@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from workbench.core.errors import ConfigError, ImportDataError
+from workbench.core.paths import inside
 from workbench.core.store import Example, Generation, Store, write_error
 from workbench.core.text import has_surrogates, printable
 from workbench.data.metrics import EquationError, evaluate_equation
@@ -329,7 +330,7 @@ def _copy_upload(store: Store, path: Path) -> tuple[Path, bool]:
     """:func:`copy_upload`, and whether this call wrote the copy (a failed import then removes it)."""
     folder = store.workspace / "uploads"
     data = read_regular(path)
-    target = folder / safe_upload_name(path.name)
+    target = inside(folder, safe_upload_name(path.name), "upload")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         if target.exists() and read_regular(target) != data:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from workbench.core import pretrained
 from workbench.core.errors import ConfigError, RunError
+from workbench.core.paths import inside
 from workbench.distill.methods import CAUSAL_SEP, Method, method_for_config
 from workbench.distill.numbers import NumberSlots, slots_for
 from workbench.distill.runfolder import RunFolder
@@ -63,7 +64,7 @@ def resolve_model(spec: str, workspace: str | Path | None = None, *, max_batch: 
     if spec.startswith("run:"):
         if workspace is None:
             raise ConfigError("run:NAME needs the workspace (--workspace)")
-        path = Path(workspace) / "runs" / spec[4:]
+        path = inside(Path(workspace) / "runs", spec[4:], "run")  # never a folder outside the workspace
         if not path.is_dir():
             raise RunError(f"no run {spec[4:]!r} in {workspace}; list runs with `workbench runs`")
     else:
