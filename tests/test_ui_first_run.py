@@ -71,7 +71,6 @@ def test_the_form_defaults_start_a_run_and_mistakes_name_their_field(ws):
 # 2. Ask both: the built-in teacher reads a new word problem; the student's odd answers are parse errors.
 def test_ask_both_the_builtin_teacher_answers_and_odd_student_answers_are_parse_errors(ws):
     from workbench.distill.predict import answer_problem
-
     from workbench.rationales.generation import answer_one
 
     task = load_task("wordproblems", ws)
@@ -137,7 +136,7 @@ def test_imports_select_their_teacher_and_a_teacher_that_cannot_answer_is_refuse
         check_generation(ws, "svamp", "builtin", limit=5)
     assert rationales.default_limit("builtin") == "" and rationales.default_limit("hf:x") == "20"
     assert check_generation(ws, "wordproblems", "builtin").limit is None
-    assert "Will ask **40**" in rationales.on_plan(ws, "wordproblems", "builtin", "", "train")
+    assert "Will ask 40 of 40" in html.unescape(rationales.on_plan(ws, "wordproblems", "builtin", "", "train"))
 
 
 # 8. Teacher figures say their split, and runs compare with the teacher on the same test examples.

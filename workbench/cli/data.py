@@ -59,17 +59,15 @@ def cmd_teachers(args) -> dict:
 def cmd_generate(args) -> dict:
     from tqdm import tqdm
 
-    from workbench.data.tasks import load_task
-    from workbench.rationales.generation import generate_rationales, plan_generation
-    from workbench.rationales.teachers import get_teacher
+    from workbench.rationales.generation import check_generation, plan_request, run_request
 
     store = open_store(args)
-    task = load_task(args.task, store)
-    teacher = get_teacher(args.teacher, store=store)
-    template = task.template().rationalizing() if args.rationalize else task.template()
+    # The app's checks and plan: a request the app would refuse is refused here, with the same reason.
+    req = check_generation(store, args.task, args.teacher, split=args.split, limit=args.limit,
+                           rationalize=args.rationalize)
     if args.dry_run:
-        return plan_generation(store, task, teacher, split=args.split, limit=args.limit, template=template).summary()
-    bar = tqdm(total=None, desc=f"{teacher.id} → {task.name}", unit="ex", file=sys.stderr, disable=None)
+        return plan_request(store, req).summary()
+    bar = tqdm(total=None, desc=f"{req.teacher} → {req.task}", unit="ex", file=sys.stderr, disable=None)
 
     def progress(p) -> None:  # a GenerationProgress event
         bar.total = p.total
@@ -78,12 +76,9 @@ def cmd_generate(args) -> dict:
         bar.refresh()
 
     try:
-        summary = generate_rationales(store, task, teacher, split=args.split, limit=args.limit, template=template,
-                                      progress=progress)
+        return run_request(store, req, progress=progress)
     finally:
         bar.close()
-        teacher.close()
-    return summary
 
 
 def cmd_export(args) -> dict:

@@ -175,13 +175,19 @@ class GenerationProgress(Event):
     errors: int = 0
     elapsed: float | None = None
     eta: float | None = None
+    # The batch the teacher is answering now: its rows, how far it is (tokens generated / the most it may
+    # generate), and what is happening, in words ("batch 2 of 4: 57/128 tokens").
+    in_flight: int = 0
+    partial: float = 0.0
+    phase: str = ""
 
     def apply(self, event: Event) -> GenerationProgress:
         return event if isinstance(event, GenerationProgress) else self
 
     @property
     def fraction(self) -> float:
-        return min(1.0, self.done / self.total) if self.total else 0.0
+        """Rows done, plus the share of the batch in flight already generated."""
+        return min(1.0, (self.done + self.in_flight * self.partial) / self.total) if self.total else 0.0
 
     @classmethod
     def from_dict(cls, data: dict | None) -> GenerationProgress:

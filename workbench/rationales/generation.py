@@ -5,7 +5,9 @@ and sampling settings are skipped, and each batch is committed in its own transa
 most the batch in flight. Concurrent runs share the work: each batch is claimed in the store before the teacher is
 asked (:meth:`~workbench.core.store.Store.claim_examples`), so no example is answered twice, and the claims of a
 process that dies are dropped by the next claimer. :func:`check_generation` says, before any job starts, whether a
-request can work at all (the UI and the job both call it).
+request can work at all, and :func:`plan_request` what it will send; the app, the CLI and the job all call both, so
+the sentence shown before launch is the plan the job runs (:func:`run_request`). Progress is reported per batch and,
+for a teacher that generates token by token, per token with an ETA; a cancel stops it within a decoding step.
 
 >>> summary = generate_rationales(store, task, get_teacher("builtin"), limit=50)   # doctest: +SKIP
 >>> summary["parsed"], summary["parse_errors"]                                     # doctest: +SKIP
@@ -21,7 +23,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from workbench.core.errors import ConfigError, NothingToDoError, StoreError, TeacherError
+from workbench.core.errors import ConfigError, NothingToDoError, StoreError, TeacherError, WorkbenchError
 from workbench.core.events import GenerationProgress
 from workbench.core.jobs import JobContext
 from workbench.core.locks import OwnerLock
@@ -31,9 +33,22 @@ from workbench.data.metrics import accuracy
 from workbench.data.parsers import Parsed
 from workbench.data.prompts import PromptTemplate
 from workbench.data.tasks import Task, load_task
-from workbench.rationales.teachers.base import Teacher, TeacherReply, TeacherRequest, get_teacher
+from workbench.rationales.teachers.base import (
+    Teacher,
+    TeacherReply,
+    TeacherRequest,
+    Watch,
+    get_teacher,
+    teacher_class,
+)
 
 ProgressFn = Callable[[GenerationProgress], None]
+
+
+TOKEN_REPORT_SECONDS = 1.0  # token progress of the batch in flight is reported at most this often
+PAID_DEFAULT = 20  # what a teacher that costs time or money answers unless told otherwise
+COST_WORDS = {"free": "free and instant", "compute": "a local model: minutes per hundred on a CPU",
+              "money": "an endpoint: may be billed"}
 
 
 @dataclass
@@ -46,16 +61,31 @@ class GenerationPlan:
     considered: int
     todo: list[Example]
     prompts: list[str]
+    split: str = "train"
+    cost: str | None = None  # the teacher's cost class, when known (plan_request)
+    rationalize: bool = False
 
     @property
     def approx_prompt_tokens(self) -> int:
         # ~4 characters a token for English text: a rough figure for cost estimates, not a tokenizer count.
         return sum(len(p) for p in self.prompts) // 4
 
+    def sentence(self) -> str:
+        """What a click will send, in words (the app's line before launch, the job's first log line).
+
+        >>> GenerationPlan("t", "builtin", "h", 4, [], [], cost="free").sentence()
+        'Will ask 0 of 4 train examples (free and instant; ~0 prompt tokens); 4 already answered'
+        """
+        done = self.considered - len(self.todo)
+        how = "rationalization: each shown its gold answer; " if self.rationalize else ""
+        cost = f"{COST_WORDS[self.cost]}; " if self.cost in COST_WORDS else ""
+        return (f"Will ask {len(self.todo):,} of {self.considered:,} {self.split} examples ({how}{cost}"
+                f"~{self.approx_prompt_tokens:,} prompt tokens)" + (f"; {done:,} already answered" if done else ""))
+
     def summary(self) -> dict:
         return {"task": self.task, "teacher": self.teacher, "template_hash": self.template_hash,
                 "considered": self.considered, "requests": len(self.todo), "skipped": self.considered - len(self.todo),
-                "approx_prompt_tokens": self.approx_prompt_tokens}
+                "approx_prompt_tokens": self.approx_prompt_tokens, "sentence": self.sentence()}
 
 
 def settings_key(teacher: Teacher) -> str:
@@ -79,32 +109,40 @@ def plan_generation(store: Store, task: Task, teacher: Teacher, *, split: str = 
 def generate_rationales(store: Store, task: Task, teacher: Teacher, *, split: str = "train",
                         limit: int | None = None, template: PromptTemplate | None = None,
                         progress: ProgressFn | None = None, should_stop: Callable[[], bool] | None = None) -> dict:
-    """Generate and store teacher answers; returns counts and the teacher's accuracy on the considered examples."""
+    """Generate and store teacher answers; returns counts and the teacher's accuracy on the considered examples.
+
+    ``progress`` gets a :class:`GenerationProgress` after every batch and, while a teacher that generates token by
+    token answers one, about once a second (rows in flight, tokens, ETA). ``should_stop`` is polled between
+    batches and by such a teacher between tokens: a cancelled batch is not stored (its rows stay to do); the
+    batches answered before it are kept."""
     if not teacher.can_generate:
         raise ConfigError(f"teacher {teacher.id!r} only replays stored answers; it cannot generate new ones")
     template = template or task.template()
     plan = plan_generation(store, task, teacher, split=split, limit=limit, template=template)
     store.add_template(template.name, template.parser_name, template.text, template.hash)
     parser, skey = template.parser, settings_key(teacher)
-    counts = {"generated": 0, "parsed": 0, "parse_errors": 0, "errors": 0}
-    started = time.monotonic()
-    total = len(plan.todo)
+    report = _Reporter(progress, len(plan.todo), max(1, int(teacher.batch_size)))
     taken = 0  # answered or being answered by another process since the plan was made
-    _report(progress, counts, 0, total, started)
-    batch = max(1, int(teacher.batch_size))
+    report.send()
     owner, lock = _claim_owner(store)
     try:
-        for start in range(0, total, batch):
+        for start in range(0, report.total, report.batch):
             if should_stop is not None and should_stop():
                 break
-            chunk = plan.todo[start:start + batch]
+            chunk = plan.todo[start:start + report.batch]
             # Claim before asking: a concurrent job on the same task and teacher never pays for the same example.
             mine = set(store.claim_examples(task.name, teacher.id, template.hash, skey, [e.id for e in chunk], owner))
-            pairs = [(e, p) for e, p in zip(chunk, plan.prompts[start:start + batch]) if e.id in mine]
+            pairs = [(e, p) for e, p in zip(chunk, plan.prompts[start:start + report.batch]) if e.id in mine]
             taken += len(chunk) - len(pairs)
             if pairs:
                 requests = [TeacherRequest(e, p, task.labels, task) for e, p in pairs]
-                replies = teacher.answer(requests)
+                watch = teacher.watch = report.watch(start, len(requests), should_stop)
+                try:
+                    replies = teacher.answer(requests)
+                finally:
+                    teacher.watch = None
+                if watch.stopped:  # cut short by a cancel: incomplete answers are not stored
+                    break
                 if len(replies) != len(requests):
                     raise RuntimeError(f"teacher {teacher.id} returned {len(replies)} replies for {len(requests)} "
                                        "prompts")
@@ -113,22 +151,62 @@ def generate_rationales(store: Store, task: Task, teacher: Teacher, *, split: st
                 with store.transaction():  # the answers and the release of their claims commit together
                     store.add_generations(gens)
                     store.release_claims(owner, [g.example_id for g in gens])
-                for g in gens:
-                    counts["generated"] += 1
-                    if g.error:
-                        counts["errors"] += 1
-                    elif g.parse_error:
-                        counts["parse_errors"] += 1
-                    else:
-                        counts["parsed"] += 1
-            _report(progress, counts, start + len(chunk), total, started)
+                report.count(gens)
+            report.done = start + len(chunk)
+            report.send()
     finally:
         with contextlib.suppress(StoreError):  # a full disk: the dead lock below frees the claims all the same
             store.release_claims(owner)
         lock.release(remove=True)
-    return {**counts, "skipped": plan.considered - total + taken, "considered": plan.considered,
+    return {**report.counts, "skipped": plan.considered - report.total + taken, "considered": plan.considered,
             "template_hash": template.hash, "teacher": teacher.id,
             "teacher_accuracy": teacher_accuracy(store, task, teacher.id, template.hash, split, limit)}
+
+
+class _Reporter:
+    """A generation's progress: rows done, the batch in flight (tokens so far), counts, and an ETA."""
+
+    def __init__(self, progress: ProgressFn | None, total: int, batch: int):
+        self.progress, self.total, self.batch = progress, total, batch
+        self.counts = {"generated": 0, "parsed": 0, "parse_errors": 0, "errors": 0}
+        self.done = self.in_flight = 0
+        self.partial, self.phase = 0.0, ""
+        self.started = time.monotonic()
+        self._last = 0.0
+
+    def watch(self, start: int, rows: int, should_stop: Callable[[], bool] | None) -> Watch:
+        """The :class:`Watch` for the batch starting at row ``start``: token progress comes back here."""
+        self.in_flight, self.partial = rows, 0.0
+        batches = -(-self.total // self.batch)
+        where = f"batch {start // self.batch + 1} of {batches}" if batches > 1 else "the batch"
+        self.phase = f"{where}: {rows} prompt{'s' if rows != 1 else ''} sent"
+        self.send()
+
+        def tokens(done: int, most: int) -> None:
+            self.partial = min(1.0, done / max(1, most))
+            self.phase = f"{where}: {done}/{most} tokens"
+            if time.monotonic() - self._last >= TOKEN_REPORT_SECONDS:  # a token can take milliseconds
+                self.send()
+
+        return Watch(on_tokens=tokens, stop=should_stop)
+
+    def count(self, gens: list[Generation]) -> None:
+        self.in_flight, self.partial, self.phase = 0, 0.0, ""
+        for g in gens:
+            self.counts["generated"] += 1
+            key = "errors" if g.error else "parse_errors" if g.parse_error else "parsed"
+            self.counts[key] += 1
+
+    def send(self) -> None:
+        self._last = time.monotonic()
+        if self.progress is None:
+            return
+        elapsed = self._last - self.started
+        so_far = self.done + self.in_flight * self.partial
+        eta = elapsed / so_far * (self.total - so_far) if so_far else None
+        self.progress(GenerationProgress(done=self.done, total=self.total, elapsed=round(elapsed, 3),
+                                         eta=None if eta is None else round(eta, 3), in_flight=self.in_flight,
+                                         partial=round(self.partial, 4), phase=self.phase, **self.counts))
 
 
 def _claim_owner(store: Store) -> tuple[str, OwnerLock]:
@@ -152,15 +230,6 @@ def _to_generation(task: Task, teacher: Teacher, template: PromptTemplate, skey:
                       parsed.parse_error, None, reply.label_dist, settings, reply.seconds)
 
 
-def _report(progress: ProgressFn | None, counts: dict, done: int, total: int, started: float) -> None:
-    if progress is None:
-        return
-    elapsed = time.monotonic() - started
-    eta = elapsed / done * (total - done) if done else None
-    progress(GenerationProgress(done=done, total=total, elapsed=round(elapsed, 3),
-                                eta=None if eta is None else round(eta, 3), **counts))
-
-
 # -- checks before a job starts, and the job kind ----------------------------------------------------------------
 @dataclass(frozen=True)
 class GenerationRequest:
@@ -181,18 +250,23 @@ class GenerationRequest:
 def check_generation(store: Store, task_name: str, spec: str, *, split: str = "train", limit: int | None = None,
                      template_text: str | None = None, rationalize: bool = False) -> GenerationRequest:
     """Refuse, with the reason, a generation that cannot work: an unknown task or teacher, a teacher that only
-    replays answers or cannot read this task, a template without ``{input}``, an empty split, a bad limit."""
+    replays answers or cannot read this task, a template without ``{input}``, an empty split, a bad limit. Every
+    front (the app, the CLI, a job) goes through it."""
     if not task_name:
         raise ConfigError("pick a task first")
     task = load_task(task_name, store)
     teacher = get_teacher(spec, store=store)  # parses and checks the spec and its options; loads nothing
     if not teacher.can_generate:
-        raise ConfigError(f"the teacher {teacher.id!r} only replays stored answers; pick a teacher that generates")
+        stored = len(store.latest_generations(task.name, teacher.id))
+        raise ConfigError(f"the teacher {teacher.id!r} cannot generate: it replays the answers an import stored "
+                          f"({stored:,} for {task.name!r}) and sends no prompts; they are in the review table. "
+                          "To ask for new answers, pick a teacher that generates")
     why = teacher.can_answer(task)
     if why:
         raise TeacherError(why)
     if limit is not None and int(limit) < 1:
-        raise ConfigError("generate at least one example (limit must be 1 or more, or blank for the whole split)")
+        raise ConfigError("the limit (--limit, or Examples to answer) must be 1 or more, or left out for the whole "
+                          "split")
     default = task.template()
     edited = template_text if template_text and template_text != default.text else None
     if edited:
@@ -205,25 +279,64 @@ def check_generation(store: Store, task_name: str, spec: str, *, split: str = "t
     return GenerationRequest(task.name, spec, split, None if limit is None else int(limit), edited, bool(rationalize))
 
 
+def request_template(task: Task, req: GenerationRequest) -> PromptTemplate:
+    """The template a checked request asks with: the task's (or its edited text), rationalizing when asked."""
+    template = task.template().with_text(req.template_text) if req.template_text else task.template()
+    return template.rationalizing() if req.rationalize else template
+
+
+def plan_request(store: Store, req: GenerationRequest) -> GenerationPlan:
+    """What a checked request will send: the plan the job itself makes (same examples, template and settings)."""
+    task = load_task(req.task, store)
+    teacher = get_teacher(req.teacher, store=store)
+    plan = plan_generation(store, task, teacher, split=req.split, limit=req.limit, template=request_template(task, req))
+    plan.split, plan.cost, plan.rationalize = req.split, type(teacher).cost, req.rationalize
+    return plan
+
+
+def default_limit(spec: str) -> int | None:
+    """How many examples a generation asks unless told: all (None) for a free teacher; a first batch of
+    :data:`PAID_DEFAULT` for one that costs time or money (or an unknown one, which will be refused anyway)."""
+    try:
+        return None if teacher_class(spec).cost == "free" else PAID_DEFAULT
+    except WorkbenchError:
+        return PAID_DEFAULT
+
+
+def run_request(store: Store, req: GenerationRequest, *, progress: ProgressFn | None = None,
+                should_stop: Callable[[], bool] | None = None, log: Callable[[str], None] | None = None) -> dict:
+    """Run a checked request (what a ``generate`` job and ``workbench generate`` both do); returns the summary."""
+    task = load_task(req.task, store)
+    teacher = get_teacher(req.teacher, store=store)
+    if log is not None:
+        log(f"generating: {plan_request(store, req).sentence()} (task {task.name}, teacher {teacher.id})")
+    try:
+        return generate_rationales(store, task, teacher, split=req.split, limit=req.limit,
+                                   template=request_template(task, req), progress=progress, should_stop=should_stop)
+    finally:
+        teacher.close()
+
+
 def generate_job(store: Store, spec: dict, ctx: JobContext) -> dict:
     """The ``generate`` job kind. spec: a :class:`GenerationRequest` as a dict."""
     req = check_generation(store, spec["task"], spec["teacher"], split=spec.get("split", "train"),
                            limit=spec.get("limit"), template_text=spec.get("template_text"),
                            rationalize=bool(spec.get("rationalize")))
-    task = load_task(req.task, store)
-    teacher = get_teacher(req.teacher, store=store)
-    template = task.template().with_text(req.template_text) if req.template_text else task.template()
-    if req.rationalize:
-        template = template.rationalizing()
     ctx.state = GenerationProgress()
-    ctx.log(f"generating: task={task.name} teacher={teacher.id} limit={req.limit}")
-    try:
-        summary = generate_rationales(store, task, teacher, split=req.split, limit=req.limit, template=template,
-                                      progress=ctx.progress, should_stop=ctx.should_stop)
-    finally:
-        teacher.close()
+    summary = run_request(store, req, progress=ctx.progress, should_stop=ctx.should_stop, log=ctx.log)
     ctx.log(f"done: {summary}")
     return summary
+
+
+def _generation_is_heavy(store: Store, spec: dict) -> bool:
+    """A local model's answers take the machine's cores (the job queues for the slot); an endpoint's or a file's
+    do not."""
+    from workbench.rationales.teachers.base import teacher_class
+
+    return teacher_class(spec["teacher"]).cost == "compute"
+
+
+generate_job.heavy = _generation_is_heavy
 
 
 def answer_one(store: Store, task: Task, teacher: Teacher, text: str,

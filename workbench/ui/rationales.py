@@ -14,12 +14,13 @@ import time
 
 import gradio as gr
 
-from workbench.core.errors import ConfigError, NothingToDoError
+from workbench.core.errors import ConfigError, NothingToDoError, WorkbenchError
 from workbench.core.events import GenerationProgress
 from workbench.core.jobs import ACTIVE, cancel_job, job_status, list_jobs, read_log, start_job
 from workbench.core.store import EDIT_STATUSES, Store
 from workbench.data.tasks import load_task
-from workbench.rationales.generation import check_generation, plan_generation, teacher_accuracy
+from workbench.rationales.generation import check_generation, plan_request, teacher_accuracy
+from workbench.rationales.generation import default_limit as generation_default_limit
 from workbench.rationales.review import (
     PAGE_SIZE,
     VIEWS,
@@ -28,7 +29,6 @@ from workbench.rationales.review import (
     edit_generation,
     set_status,
 )
-from workbench.rationales.teachers import TEACHERS, get_teacher, parse_spec
 from workbench.rationales.teachers.base import teacher_id
 from workbench.rationales.trainingset import LABEL_SOURCES, build_training_set
 from workbench.ui.common import (
@@ -50,7 +50,6 @@ TABLE_WIDTHS = ["5%", "9%", "20%", "9%", "6%", "7%", "7%", "8%", "7%", "22%"]
 HISTORY_HEADERS = ["edit", "when", "status", "rationale", "label", "author"]
 MARK = {True: "✓", False: "✗", None: "–"}
 HIDDEN = {"show_progress": "hidden"}
-PAID_DEFAULT = 20  # what a teacher that costs time or money answers unless told otherwise
 
 
 def answered_teachers(store: Store, task_name: str, spec: str | None) -> list[str]:
@@ -77,32 +76,23 @@ def _limit(text) -> int | None:
 
 # -- generation job ---------------------------------------------------------------------------------------------
 @edge
-def on_plan(store: Store, task_name: str, spec: str, n, split: str) -> str:
-    """What a click on Generate would do: how many requests, what they cost, and how many are already answered."""
+def on_plan(store: Store, task_name: str, spec: str, n, split: str, template_text: str | None = None,
+            rationalize: bool = False) -> str:
+    """What a click on Generate would send (the library's plan, the one the job runs), or why it cannot start."""
     if not task_name or not spec:
         return ""
     try:
-        teacher = get_teacher(spec, store=store)
-        task = load_task(task_name, store)
-        plan = plan_generation(store, task, teacher, split=split or "train", limit=_limit(n))
-    except (ConfigError, NothingToDoError) as err:
+        request = check_generation(store, task_name, spec, split=split or "train", limit=_limit(n),
+                                   template_text=template_text, rationalize=bool(rationalize))
+        return md_text(plan_request(store, request).sentence())
+    except WorkbenchError as err:  # a spec still being typed, a teacher that cannot generate: say why
         return f"⚠ {md_text(err)}"
-    except Exception as err:  # noqa: BLE001 - a spec still being typed: say what is wrong, do not crash the form
-        return f"⚠ {md_text(err)}"
-    cost = {"free": "free and instant", "compute": "a local model: minutes per hundred on a CPU",
-            "money": "an endpoint: may be billed"}[type(teacher).cost]
-    done = plan.considered - len(plan.todo)
-    return (f"Will ask **{len(plan.todo):,}** of {plan.considered:,} {md_text(split or 'train')} examples "
-            f"({cost}; ~{plan.approx_prompt_tokens:,} prompt tokens)" + (f"; {done:,} already answered" if done else ""))
 
 
 def default_limit(spec: str) -> str:
-    """Blank (the whole split) for a free teacher; a small first batch for one that costs time or money."""
-    try:
-        cls = TEACHERS.get(parse_spec(spec)[0])
-    except ConfigError:
-        cls = None
-    return "" if cls is None or cls.cost == "free" else str(PAID_DEFAULT)
+    """The "examples to answer" box for a teacher: the library's default (blank: the whole split)."""
+    limit = generation_default_limit(spec)
+    return "" if limit is None else str(limit)
 
 
 @edge
@@ -137,9 +127,12 @@ def job_view(store: Store, job: dict | None) -> tuple[str, str]:
         task = load_task(job["spec"]["task"], store)
         acc = teacher_accuracy(store, task, teacher_id(job["spec"]["teacher"]), None, split)
     done_text = f"{state.done}/{state.total}" if not result else f"{result.get('generated', 0)} new"
-    stats = [("done", done_text), ("parsed", state.parsed), ("parse errors", state.parse_errors),
-             ("request errors", state.errors), (f"teacher accuracy ({split})", fmt_pct(acc)),
-             ("elapsed", fmt_duration(state.elapsed)), ("ETA", fmt_duration(state.eta))]
+    stats = [("done", done_text)]
+    if state.phase and job["status"] in ACTIVE:  # the batch in flight: prompts sent, then tokens generated
+        stats.append(("now", state.phase))
+    stats += [("parsed", state.parsed), ("parse errors", state.parse_errors),
+              ("request errors", state.errors), (f"teacher accuracy ({split})", fmt_pct(acc)),
+              ("elapsed", fmt_duration(state.elapsed)), ("ETA", fmt_duration(state.eta))]
     if result.get("skipped"):
         stats.append(("already done", result["skipped"]))
     status = job["status"] + (f": {job['error']}" if job.get("error") else "")
@@ -379,7 +372,7 @@ def render(store: Store, demo: gr.Blocks, sel) -> None:
     table_in = [sel.task, teacher, view, search, page]
     poll_out = [progress, log, table, where, page, timer, generate, cancel]
     refresh = bind(on_poll, store)
-    plan_in = [sel.task, sel.teacher, n, split]
+    plan_in = [sel.task, sel.teacher, n, split, sel.template, rationalize]
     generate.click(bind(on_generate, store), [sel.task, sel.teacher, sel.template, n, split, rationalize],
                    [job_id, timer],
                    api_name="generate", **HIDDEN).then(refresh, table_in, poll_out, api_visibility="private", **HIDDEN)
@@ -391,8 +384,9 @@ def render(store: Store, demo: gr.Blocks, sel) -> None:
         trigger(bind(on_task_or_teacher, store), [sel.task, sel.teacher], teacher, api_visibility="private",
                 **HIDDEN).then(refresh, table_in, poll_out, api_visibility="private", **HIDDEN).then(
             bind(on_plan, store), plan_in, plan, api_visibility="private", **HIDDEN)
-    sel.teacher.change(default_limit, sel.teacher, n, api_visibility="private", **HIDDEN)
-    for trigger in (n.blur, n.submit, split.change):
+    sel.teacher.change(default_limit, sel.teacher, n, api_visibility="private", **HIDDEN).then(
+        bind(on_plan, store), plan_in, plan, api_visibility="private", **HIDDEN)
+    for trigger in (n.blur, n.submit, split.change, rationalize.change, sel.template.blur):
         trigger(bind(on_plan, store), plan_in, plan, api_visibility="private", **HIDDEN)
     teacher.input(refresh, table_in, poll_out, api_visibility="private", **HIDDEN)
     view.change(lambda: 0, None, page, api_visibility="private", **HIDDEN).then(

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl
@@ -129,6 +130,27 @@ class TeacherReply:
     seconds: float | None = None
 
 
+@dataclass
+class Watch:
+    """What a generation hands a teacher for one batch: where to report how far it is, and whether to stop.
+
+    A teacher that generates token by token (``hf``) calls :meth:`tokens` as it goes and, once :meth:`should_stop`
+    is true, cuts the batch short and sets ``stopped`` (its replies are then incomplete and are not stored). Any
+    other teacher may ignore it: the generation still stops between batches."""
+
+    on_tokens: Callable[[int, int], None] | None = None  # (tokens generated so far, the most it may generate)
+    stop: Callable[[], bool] | None = None
+    stopped: bool = False
+
+    def tokens(self, done: int, most: int) -> None:
+        if self.on_tokens is not None:
+            self.on_tokens(done, most)
+
+    def should_stop(self) -> bool:
+        self.stopped = self.stopped or bool(self.stop is not None and self.stop())
+        return self.stopped
+
+
 class Teacher(ABC):
     """Subclass, set ``kind`` and ``options``, implement :meth:`answer`, and register (entry point or
     :func:`register_teacher`). Parsed option values are attributes of the same name."""
@@ -143,6 +165,8 @@ class Teacher(ABC):
     #: Teachers whose answers already sit in the store (``released``) cannot generate new ones.
     can_generate: ClassVar[bool] = True
     batch_size: int = 32
+    #: Set by a generation around each batch (:class:`Watch`); None when nobody is watching.
+    watch: Watch | None = None
 
     def __init__(self, target: str = "", *, store=None, **options: str):
         self.target = target

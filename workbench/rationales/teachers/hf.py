@@ -172,9 +172,12 @@ class HFTeacher(Teacher):
     def answer(self, requests: list[TeacherRequest]) -> list[TeacherReply]:
         started = time.perf_counter()
         rendered = [self.render_messages([{"role": "user", "content": r.prompt}]) for r in requests]
-        samples = [c.texts for c in self.complete_rendered(rendered, n=self.n)]
+        samples = [c.texts if c is not None else None for c in self.complete_rendered(rendered, n=self.n)]
         replies = []
         for req, text, texts in zip(requests, rendered, samples):
+            if texts is None or self._stopped():  # cancelled: the rest of the batch is not answered
+                replies.append(TeacherReply(None, error="stopped before this prompt was answered"))
+                continue
             parser = get_parser(self.parser_name or ("class" if req.labels else "text"))
             if self.n > 1:
                 raw, dist = majority_vote(texts, parser, req.labels)
@@ -216,10 +219,15 @@ class HFTeacher(Teacher):
             if params["temperature"] > 0:
                 torch.manual_seed(self.seed if seed is None else seed)
             for start in range(0, len(order), self.batch_size):
+                if self._stopped():  # cancelled: prompts not yet generated stay None
+                    break
                 idx = order[start:start + self.batch_size]
                 for i, completion in zip(idx, self._generate([ids[i] for i in idx], tok, **params)):
                     out[i] = completion
         return out  # type: ignore[return-value]
+
+    def _stopped(self) -> bool:
+        return self.watch is not None and self.watch.should_stop()
 
     def _encode(self, text: str) -> list[int]:
         lm, tok = self.loaded, self.loaded.tokenizer
@@ -245,8 +253,15 @@ class HFTeacher(Teacher):
             kwargs.update(do_sample=True, temperature=temperature, top_p=top_p)
         else:  # explicit None: a checkpoint's own generation_config may ask for sampling
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        criteria = []
         if stops:
-            kwargs["stopping_criteria"] = _stop_criteria(tok, stops, ids.shape[1] if lm.is_causal else 1)
+            criteria.append(_stop_criteria(tok, stops, ids.shape[1] if lm.is_causal else 1))
+        if self.watch is not None:  # token progress, and a cancel that cuts the batch short (within one token)
+            criteria.append(_watch_criteria(self.watch, max_new_tokens))
+        if criteria:
+            from transformers import StoppingCriteriaList
+
+            kwargs["stopping_criteria"] = StoppingCriteriaList(criteria)
         started = time.perf_counter()
         with torch.inference_mode():
             gen = lm.model.generate(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device), **kwargs)
@@ -296,7 +311,7 @@ def _stop_criteria(tok, stops: tuple[str, ...], start: int):
     """Stop a row once its generated tail holds a stop string. transformers' own ``stop_strings`` needs a tokenizer
     whose vocabulary it can map to text, which word-level tokenizers are not; decoding the tail works for all."""
     import torch
-    from transformers import StoppingCriteria, StoppingCriteriaList
+    from transformers import StoppingCriteria
 
     window = max(len(s) for s in stops) + 2  # every token is at least one character long
 
@@ -305,7 +320,25 @@ def _stop_criteria(tok, stops: tuple[str, ...], start: int):
             tails = tok.batch_decode(input_ids[:, start:][:, -window:], skip_special_tokens=True)
             return torch.tensor([any(s in t for s in stops) for t in tails], device=input_ids.device)
 
-    return StoppingCriteriaList([_StopOnStrings()])
+    return _StopOnStrings()
+
+
+def _watch_criteria(watch, most: int):
+    """Report each generated token to the generation watching this batch, and stop every row once it asks to
+    (transformers checks stopping criteria after every token, so a cancel lands within one decoding step)."""
+    import torch
+    from transformers import StoppingCriteria
+
+    class _Watched(StoppingCriteria):
+        def __init__(self):
+            self.step = 0
+
+        def __call__(self, input_ids, scores, **kwargs):
+            self.step += 1
+            watch.tokens(self.step, most)
+            return torch.full((input_ids.shape[0],), watch.should_stop(), dtype=torch.bool, device=input_ids.device)
+
+    return _Watched()
 
 
 def answer_context(raw: str, parser: Parser) -> str:
