@@ -8,7 +8,10 @@ from workbench.cli import main
 
 
 def run(capsys, *argv):
-    code = main(list(argv))
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:  # argparse: a flag's value outside its range (one line too)
+        code = exc.code
     out, err = capsys.readouterr()
     return code, out, err
 

@@ -25,8 +25,16 @@ def default_workspace() -> str:
     return os.environ.get("WORKBENCH_HOME", "workspace")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage mistake on one line (what is wrong, and where the help is) instead of the usage text:
+    the same shape as every other error of the CLI. Subparsers are made of the same class."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="workbench", description="Step-by-step distillation workbench")
+    parser = _Parser(prog="workbench", description="Step-by-step distillation workbench")
     parser.add_argument("--workspace", default=default_workspace(),
                         help="workspace folder (default: $WORKBENCH_HOME or ./workspace)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

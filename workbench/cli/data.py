@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from workbench.cli import add_common, open_store
+from workbench.core.bounds import LIMIT
 
 
 def register(sub) -> None:
@@ -19,7 +20,7 @@ def register(sub) -> None:
     p.add_argument("--task", required=True)
     p.add_argument("--teacher", required=True, help="teacher spec, e.g. builtin, hf:PATH, openai:MODEL@URL")
     p.add_argument("--split", default="train")
-    p.add_argument("--limit", type=int, help="first N examples of the split (default: all)")
+    p.add_argument("--limit", type=LIMIT, help=LIMIT.help("first N examples of the split (default: all)"))
     p.add_argument("--dry-run", action="store_true", help="only say how many requests (and ~tokens) it would send")
     p.add_argument("--rationalize", action="store_true",
                    help="show the teacher each example's gold answer and ask it to explain it (rationalization)")

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from workbench.cli import add_common, open_store
+from workbench.core.bounds import SEED
 
 KINDS = ("classes", "text", "equation")
 # Literal copies, so that building the parser does not import the task package (and `datasets`) for --help;
@@ -33,7 +34,7 @@ def register(sub) -> None:
     p.add_argument("--id-col", metavar="COL", help="id column (else line-based ids)")
     p.add_argument("--kind", choices=KINDS, help="answer kind (default: inferred from the labels)")
     p.add_argument("--labels", metavar="A,B,C", help="the label space; rows with other labels are rejected")
-    p.add_argument("--seed", type=int, default=0, help="seed of the default split")
+    p.add_argument("--seed", type=SEED, default=0, help=SEED.help("seed of the default split (default: 0)"))
     p.set_defaults(func=cmd_task_add, human=_human_custom)
 
 

@@ -15,7 +15,7 @@ def register(sub) -> None:
                                                  "each needs here; --prepare converts one for offline use"))
     p.add_argument("--prepare", metavar="NAME", action="append", default=[],
                    help="make NAME ready for offline use now (smollm2-135m: a one-time ~20 s conversion); "
-                        "instant when it already is. Repeatable")
+                        "a converted copy is checked (sizes and sha256) and converted again when damaged. Repeatable")
     p.set_defaults(func=cmd_models)
 
 
@@ -25,7 +25,9 @@ def cmd_models(args) -> dict:
     prepared = {}
     for name in args.prepare:
         entry = pretrained.MODELS[name]  # an unknown name: UnknownNameError, exit code 2
-        prepared[name] = str(pretrained.prepare(name) if entry.gguf or entry.base else pretrained.resolve(name))
+        # verify: a converted copy's files are checked against their recorded sha256 (converted again if damaged)
+        prepared[name] = str(pretrained.prepare(name, verify=True) if entry.gguf or entry.base
+                             else pretrained.resolve(name))
     models = pretrained.list_models()
     args.human = _human
     return {"models": models, "models_dir": str(pretrained.models_dir()), "offline": pretrained.is_offline(),

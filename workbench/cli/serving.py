@@ -11,27 +11,31 @@ import argparse
 import sys
 
 from workbench.cli import add_common
+from workbench.core.bounds import PORT, Bounds
 from workbench.core.net import is_loopback
 
 
 def register(sub) -> None:
     p = add_common(sub.add_parser("serve", help="open the Gradio workbench (what `make run` does)"))
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--port", type=PORT, default=7860, help=PORT.help("port (default 7860)"))
     p.add_argument("--auth", help="USER:PASSWORD for basic login (also $WORKBENCH_AUTH); use it with --host 0.0.0.0")
     p.set_defaults(func=cmd_serve)
 
     p = add_common(sub.add_parser("serve-model", help="serve a model folder or a trained run with the OpenAI API"))
     p.add_argument("model", metavar="RUN_OR_PATH", help="a run folder, run:NAME, a model folder or a hub id")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--latency-ms", type=float, default=0.0,
-                   help="make every completion take at least this long (benchmarks)")
-    p.add_argument("--max-batch", type=int, default=32, help="requests generated together at most")
-    p.add_argument("--max-input-tokens", type=int, default=0,
-                   help="keep only the last N prompt tokens (default: what the model's positions allow)")
-    p.add_argument("--threads", type=int, default=0,
-                   help="CPU threads for torch (default: torch's choice; 1 is fastest for tiny models on a busy CPU)")
+    p.add_argument("--port", type=PORT, default=8000, help=PORT.help("port (default 8000)"))
+    latency, batch, tokens, threads = (Bounds(0, 600_000, integer=False), Bounds(1, 1024), Bounds(0, 1_000_000),
+                                       Bounds(0, 1024))
+    p.add_argument("--latency-ms", type=latency, default=0.0,
+                   help=latency.help("make every completion take at least this long (benchmarks)"))
+    p.add_argument("--max-batch", type=batch, default=32, help=batch.help("requests generated together at most"))
+    p.add_argument("--max-input-tokens", type=tokens, default=0,
+                   help=tokens.help("keep only the last N prompt tokens (default: what the model's positions allow)"))
+    p.add_argument("--threads", type=threads, default=0,
+                   help=threads.help("CPU threads for torch (default: torch's choice; 1 is fastest for tiny models "
+                                     "on a busy CPU)"))
     # Fault injection for tests: 'fail_500=3,rate_limit=2,retry_after=1,slow=1,drop=1,garbage=1,empty=1'.
     p.add_argument("--faults", default="", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_serve_model)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 
 from workbench.cli import add_common, open_store
+from workbench.core.bounds import LIMIT
 
 
 def register(sub) -> None:
@@ -26,12 +27,12 @@ def register(sub) -> None:
     p = add_common(sub.add_parser("eval", help="score a run on a split by the task metric"))
     p.add_argument("--run", required=True)
     p.add_argument("--split", default="test")
-    p.add_argument("--limit", type=int, help="first N examples of the split")
+    p.add_argument("--limit", type=LIMIT, help=LIMIT.help("first N examples of the split"))
     p.set_defaults(func=cmd_eval)
 
     p = add_common(sub.add_parser("compare", help="teacher vs student per test example, with summaries"))
     p.add_argument("--run", required=True)
-    p.add_argument("--limit", type=int, help="first N test examples")
+    p.add_argument("--limit", type=LIMIT, help=LIMIT.help("first N test examples"))
     p.add_argument("--no-teacher-generation", action="store_true",
                    help="never ask the built-in teacher for missing test answers")
     p.set_defaults(func=cmd_compare)

@@ -21,7 +21,6 @@ Online (``HF_HUB_OFFLINE`` not 1) a name resolves to its hub id, so users get th
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import shutil
 import sys
@@ -33,10 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.core.errors import ConfigError
+from workbench.core.modelfiles import MARKER, damage_of, file_records, record_files, write_marker
 from workbench.core.registry import Registry
 
 Progress = Callable[[str], None]
-MARKER = "workbench-pretrained.json"  # written last into a converted folder: what it is and where it came from
 WHEEL_DIRS = ("/opt/wheels", "/tmp/wheels")  # where a machine without the package may keep the wheel
 
 
@@ -150,6 +149,11 @@ def is_converted(name: str) -> bool:
     return (local_dir(name) / MARKER).is_file()
 
 
+def damage(name: str, *, hashes: bool = False) -> str | None:
+    """Why the converted copy of ``name`` cannot be used as it is (None: it can); see :func:`modelfiles.damage_of`."""
+    return damage_of(local_dir(name), hashes=hashes)
+
+
 def in_hub_cache(hub_id: str) -> bool:
     from huggingface_hub import try_to_load_from_cache
 
@@ -165,18 +169,26 @@ def availability(name: str) -> tuple[bool, str]:
                     f"needs {entry.base}: {why}")
     if not is_offline():
         return True, f"from the Hugging Face hub: {entry.hub_id}"
+    damaged = ""
     if entry.gguf and is_converted(name):
-        return True, f"converted at {local_dir(name)}"
+        why = damage(name)
+        if why is None:
+            return True, f"converted at {local_dir(name)}"
+        damaged = f"the converted copy at {local_dir(name)} is damaged ({why}); "
+    problem = models_dir_problem() if entry.gguf else None
+    if problem:  # offline, such a model is converted into the models folder (resolve), so it must be usable
+        return False, problem
     if entry.gguf:
         if importlib.util.find_spec("gguf") is None:
-            return False, "needs the gguf package to read its offline file: pip install gguf"
+            return False, f"{damaged}needs the gguf package to read its offline file: pip install gguf"
         source = entry.gguf.where()
         if source:
-            return True, f"converted on first use (~20 s) from {source}"
+            again = "converted again" if damaged else "converted"
+            return True, f"{damaged}{again} on first use (~20 s) from {source}"
     if in_hub_cache(entry.hub_id):
         return True, f"in the local hub cache ({entry.hub_id})"
     hint = f"; or `{entry.gguf.pip}` (what `make install` does)" if entry.gguf else ""
-    return False, (f"needs the Hugging Face hub: HF_HUB_OFFLINE=1 here, and {entry.hub_id} is not in the local hub "
+    return False, (f"{damaged}needs the Hugging Face hub: HF_HUB_OFFLINE=1 here, and {entry.hub_id} is not in the local hub "
                    f"cache (HF_HUB_OFFLINE=0 to download it){hint}")
 
 
@@ -207,36 +219,41 @@ def _say(message: str) -> None:
     print(f"workbench: {message}", file=sys.stderr, flush=True)
 
 
-def prepare(name: str, *, progress: Progress | None = None) -> Path:
+def prepare(name: str, *, progress: Progress | None = None, verify: bool = False) -> Path:
     """Convert an offline catalog model into its folder once; later calls return the folder at once.
 
-    Atomic: the conversion writes into a temporary folder beside the target and renames it into place, so a
+    A converted copy is checked first: the size of each file it recorded (always), and with ``verify`` (what
+    ``workbench models --prepare`` does) their sha256 too; a damaged copy is converted again, and the progress says
+    so. Atomic: the conversion writes into a temporary folder beside the target and renames it into place, so a
     killed conversion leaves no half-written model (only a ``.tmp-*`` folder, removed by the next attempt)."""
     say = progress or _say
     entry = MODELS[name]
     if entry.base:
-        return prepare(entry.base, progress=progress)
+        return prepare(entry.base, progress=progress, verify=verify)
     target = local_dir(name)
     if is_converted(name):
-        return target
+        why = damage(name, hashes=verify)
+        if why is None:
+            if verify:
+                record_files(target, say)
+            return target
+        say(f"{name}: the converted copy at {target} is damaged ({why}); converting it again")
     if entry.gguf is None:
         raise ConfigError(f"{name!r} has no offline source to convert; it loads from the hub ({entry.hub_id})")
     check_available(name)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    for stale in target.parent.glob(f".{name}.tmp-*"):
-        if not _pid_alive(stale.name.rpartition("-")[2]):
-            shutil.rmtree(stale, ignore_errors=True)  # a conversion that was killed
+    tmp = _claim_tmp(name, target)
     started = time.monotonic()
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", suffix=f"-{os.getpid()}", dir=target.parent))
     try:
-        source = convert_gguf(entry.gguf, tmp, say)
-        (tmp / MARKER).write_text(json.dumps({"name": name, "hub_id": entry.hub_id, "licence": entry.licence,
-                                              "source": source, "dtype": "float32",
-                                              "converted": time.time()}, indent=2), encoding="utf-8")
+        try:
+            source = convert_gguf(entry.gguf, tmp, say)
+        except OSError as err:  # a full disk, a folder that went away: one line, nothing left behind
+            raise _folder_error(target.parent, err) from err
+        write_marker(tmp, {"name": name, "hub_id": entry.hub_id, "licence": entry.licence, "source": source,
+                            "dtype": "float32", "converted": time.time(), "files": file_records(tmp)})
         try:
             os.rename(tmp, target)
         except OSError:
-            if not is_converted(name):  # a folder without the marker is not ours to keep: replace it
+            if not is_converted(name) or damage(name, hashes=verify) is not None:  # not ours to keep: replace it
                 shutil.rmtree(target, ignore_errors=True)
                 os.rename(tmp, target)
             # else another process finished the same conversion first: keep theirs
@@ -245,6 +262,41 @@ def prepare(name: str, *, progress: Progress | None = None) -> Path:
     size = sum(p.stat().st_size for p in target.iterdir()) / 1e6
     say(f"{name}: ready at {target} ({size:.0f} MB, {time.monotonic() - started:.0f} s); later runs load it at once")
     return target
+
+
+def _claim_tmp(name: str, target: Path) -> Path:
+    """A fresh temporary folder beside ``target`` (stale ones of killed conversions removed); a models folder that
+    is a file or cannot be written is a one-line error."""
+    problem = models_dir_problem()
+    if problem:
+        raise ConfigError(problem)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        for stale in target.parent.glob(f".{name}.tmp-*"):
+            if not _pid_alive(stale.name.rpartition("-")[2]):
+                shutil.rmtree(stale, ignore_errors=True)  # a conversion that was killed
+        return Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", suffix=f"-{os.getpid()}", dir=target.parent))
+    except OSError as err:
+        raise _folder_error(target.parent, err) from err
+
+
+def models_dir_problem() -> str | None:
+    """Why the models folder cannot hold a conversion, found cheaply (a file where a folder must be); None: fine."""
+    folder = models_dir()
+    for path in (folder, *folder.parents):
+        if path.exists():
+            return None if path.is_dir() else (f"the models folder {folder} ($WORKBENCH_MODELS) is not a folder: "
+                                               f"{path} is a file; point WORKBENCH_MODELS at a folder")
+    return None
+
+
+def _folder_error(folder: Path, err: OSError) -> ConfigError:
+    from workbench.core.store import is_disk_full
+
+    if is_disk_full(err):
+        return ConfigError(f"the disk holding the models folder {folder} is full; free space and retry")
+    return ConfigError(f"cannot write the models folder {folder} ({err.strerror or err}); point WORKBENCH_MODELS "
+                       "at a writable folder")
 
 
 def _pid_alive(text: str) -> bool:

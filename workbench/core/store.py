@@ -12,6 +12,7 @@ row, and the latest one wins when a training set is built.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import sqlite3
 import threading
@@ -25,6 +26,7 @@ from workbench.core.errors import StoreError, UnknownNameError
 from workbench.core.records import Example, Generation, dumps, loads
 from workbench.core.store_generations import EDIT_STATUSES, GenerationTables
 from workbench.core.store_index import IndexTables
+from workbench.core.text import printable
 
 __all__ = ["DB_NAME", "EDIT_STATUSES", "SCHEMA_VERSION", "Example", "Generation", "Store", "is_disk_full"]
 
@@ -149,17 +151,37 @@ class Store(GenerationTables, IndexTables):
             # executescript() would COMMIT the open transaction first; run the statements one by one inside it.
             for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
                 conn.execute(statement)
-            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            version = int(row[0]) if row else 0
+            version = self._schema_version(conn)
             if version > SCHEMA_VERSION:
                 raise StoreError(
                     f"{self.path} has schema v{version}, newer than this workbench (v{SCHEMA_VERSION}); "
                     "upgrade the workbench package"
                 )
             # Future migrations go here, one `if version < N:` block each.
+            self._check_columns(conn)
             conn.execute(
                 "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
+
+    def _schema_version(self, conn: sqlite3.Connection) -> int:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        text = str(row[0]).strip() if row else "0"
+        if not text.isascii() or not text.isdigit():
+            raise StoreError(f"{self.path} is not a workbench store this version can read: its schema_version is "
+                             f"{printable(text[:40])!r}, not a whole number; move the file away or choose another "
+                             "--workspace")
+        return int(text)
+
+    def _check_columns(self, conn: sqlite3.Connection) -> None:
+        """A table made by something else (or an older, hand-edited file) may lack columns the workbench reads:
+        ``CREATE TABLE IF NOT EXISTS`` keeps it as it is, so say so now rather than fail on a later query."""
+        for table, wanted in _expected_columns().items():
+            have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+            missing = [c for c in wanted if c not in have]
+            if missing:
+                raise StoreError(f"{self.path} is not a workbench store this version can read: table {table!r} "
+                                 f"lacks column{'s' if len(missing) > 1 else ''} {', '.join(missing)}; move the file "
+                                 "away or choose another --workspace")
 
     def integrity_check(self) -> list[str]:
         """Problems found by SQLite's own checks (empty list: all good)."""
@@ -254,6 +276,20 @@ class Store(GenerationTables, IndexTables):
         if r is None:
             raise UnknownNameError("example", f"{task}/{example_id}")
         return Example(r["id"], r["split"], r["input"], r["label"], loads(r["fields"]))
+
+
+@functools.cache
+def _expected_columns() -> dict[str, tuple[str, ...]]:
+    """Each table's columns as :data:`_SCHEMA` makes them (read from an in-memory database)."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
+            conn.execute(statement)
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                             "AND name NOT LIKE 'sqlite_%'")]
+        return {t: tuple(r[1] for r in conn.execute(f"PRAGMA table_info({t})")) for t in tables}
+    finally:
+        conn.close()
 
 
 def is_disk_full(err: BaseException, where: str | os.PathLike | None = None) -> bool:

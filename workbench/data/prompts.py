@@ -10,6 +10,7 @@ input (plain replacement, so braces elsewhere in the text are safe), and the nam
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, replace
 from importlib import resources
 
@@ -37,13 +38,19 @@ class PromptTemplate:
         return template_hash(self.text, self.parser_name)
 
     def render(self, input_text: str, answer: str | None = None) -> str:
-        """The prompt for one input; a rationalizing template also shows the gold ``answer`` (without one, its
-        hint line is left out)."""
-        text = self.text
-        if ANSWER in text:
-            line = next(x for x in text.splitlines(keepends=True) if ANSWER in x)
-            text = text.replace(line, line.replace(ANSWER, answer)) if answer else text.replace(line, "")
-        return text.replace(PLACEHOLDER, input_text)
+        """The prompt for one input; a rationalizing template also shows the gold ``answer``, wherever each
+        placeholder sits. Without an answer its hint is left out: each line holding ``{answer}``, or on the input's
+        own line the part from the input's end (or the line's start) to the hint's end.
+
+        One pass over the template, so an input that holds the text ``{answer}`` (or an answer ``{input}``) is
+        shown as it is, never substituted again.
+
+        >>> PromptTemplate("t", "Q: {input} (answer: {answer})\\nA:", "text").render("1 + 1?")
+        'Q: 1 + 1?\\nA:'
+        """
+        text = self.text if answer else _drop_hints(self.text)
+        values = {PLACEHOLDER: input_text, ANSWER: answer or ""}
+        return _PLACEHOLDERS.sub(lambda m: values[m.group()], text)
 
     @property
     def rationalizes(self) -> bool:
@@ -68,6 +75,30 @@ class PromptTemplate:
         if PLACEHOLDER not in text:
             raise ConfigError(f"the template must contain the placeholder {PLACEHOLDER}")
         return replace(self, text=text)
+
+
+_PLACEHOLDERS = re.compile(re.escape(PLACEHOLDER) + "|" + re.escape(ANSWER))
+
+
+def _drop_hints(text: str) -> str:
+    """The template without its answer hints (for an example with no gold answer): a line holding ``{answer}`` goes;
+    on a line that also holds ``{input}``, only the hint's side of it goes (the input and what stands before it,
+    or after it, stay)."""
+    kept = []
+    for line in text.splitlines(keepends=True):
+        if ANSWER not in line:
+            kept.append(line)
+            continue
+        if PLACEHOLDER not in line:
+            continue
+        body = line.rstrip("\r\n")
+        end = line[len(body):]
+        first, last = body.index(PLACEHOLDER), body.rindex(PLACEHOLDER) + len(PLACEHOLDER)
+        head, middle, tail = body[:first], body[first:last], body[last:]
+        head = "" if ANSWER in head else head
+        tail = "" if ANSWER in tail else tail
+        kept.append(head + middle + tail + end)  # an {answer} between two inputs renders as nothing
+    return "".join(kept)
 
 
 def template_hash(text: str, parser_name: str) -> str:

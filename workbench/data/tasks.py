@@ -17,11 +17,11 @@ Built-in tasks register in :data:`TASKS` (entry-point group ``workbench.tasks``)
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from workbench.core.errors import ConfigError, UnknownNameError
+from workbench.core.names import check_name
 from workbench.core.records import Example
 from workbench.core.registry import Registry
 from workbench.core.store import Store
@@ -31,7 +31,6 @@ from workbench.data.prompts import PromptTemplate, get_template
 ANSWER_KINDS = ("classes", "text", "equation")
 NLI_LABELS = ("entailment", "neutral", "contradiction")  # the order of the NLI datasets' 0, 1, 2
 SPLITS = ("train", "valid", "test")
-TASK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 @dataclass
@@ -101,9 +100,7 @@ def register_task(name: str) -> Callable[[TaskFactory], TaskFactory]:
 
 def check_task_name(name: str, *, new: bool = True) -> str:
     """A valid task name; a new custom or imported task may not take a built-in task's name."""
-    if not TASK_NAME.match(name or ""):
-        raise ConfigError(f"task name {name!r} must be 1-64 letters, digits, '_', '.' or '-', starting with a "
-                          "letter or digit")
+    check_name("task", name)  # the one rule for names people give (workbench.core.names)
     if new and name in TASKS:
         raise ConfigError(f"task name {name!r} is a built-in task's; pick another name")
     return name

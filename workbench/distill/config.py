@@ -22,7 +22,9 @@ import math
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any
 
+from workbench.core.bounds import SEED, Bounds
 from workbench.core.errors import ConfigError
+from workbench.core.names import check_name
 from workbench.distill.methods import METHODS
 from workbench.distill.numbers import NUMBER_MODES
 from workbench.distill.recipes import RECIPE_FIELDS
@@ -30,12 +32,20 @@ from workbench.distill.students import is_from_scratch, recipe_for
 from workbench.rationales.trainingset import LABEL_SOURCES
 
 BF16_CHOICES = ("auto", "true", "false")
+# Ranges of the numeric settings (stated in --help, checked for every config however it was made). The maxima are
+# far beyond what this workbench can use, and low enough that a typo fails at once instead of hanging or
+# exhausting memory hours later.
+SHARE = Bounds(0, 1, integer=False)  # a weight between two losses
+MAX_STEPS = 1_000_000
+RUN_NAME_LONGEST = 200  # a sweep's cell is named <sweep>--<student>-<method>-<size>-s<seed>
+MAX_LORA_RANK = 256  # checked before any model loads; the catalog's models are 576 (SmolLM2-135M) to 1024 wide
 
 
 def _f(default: Any, help: str, *, cli: bool = True, choices: tuple | None = None, aliases: tuple = (),
-       **kw) -> Any:
-    """A dataclass field that carries its CLI help, choices and flag aliases in its metadata."""
-    meta = {"help": help, "cli": cli, "choices": choices, "aliases": aliases}
+       bounds: Bounds | None = None, **kw) -> Any:
+    """A dataclass field that carries its CLI help, choices, flag aliases and, for a number, its range
+    (:class:`~workbench.core.bounds.Bounds`: checked in ``__post_init__``, parsed by the flag, stated in --help)."""
+    meta = {"help": help, "cli": cli, "choices": choices, "aliases": aliases, "bounds": bounds}
     if callable(default) and not isinstance(default, (int, float, str, bool)):
         return field(default_factory=default, metadata=meta, **kw)
     return field(default=default, metadata=meta, **kw)
@@ -58,25 +68,32 @@ class TrainConfig:
     drop_parse_errors: bool = _f(True, "drop rows whose teacher answer did not parse")
     drop_teacher_wrong: bool = _f(False, "drop rows where the teacher's label disagrees with gold")
     only_accepted: bool = _f(False, "train only on rows a person accepted")
-    fraction: float = _f(1.0, "fraction of the training rows to use (seeded subsample), 0 < f <= 1")
-    alpha: float = _f(0.5, "dss: weight of the label loss; the rationale loss gets 1 - alpha")
-    kd_temperature: float = _f(2.0, "kd: softmax temperature for teacher and student class scores")
-    kd_mix: float = _f(0.5, "kd: weight of the KL term; the hard-label CE gets 1 - kd_mix")
+    fraction: float = _f(1.0, "fraction of the training rows to use (seeded subsample)",
+                          bounds=Bounds(0, 1, integer=False, low_open=True))
+    alpha: float = _f(0.5, "dss: weight of the label loss; the rationale loss gets 1 - alpha", bounds=SHARE)
+    kd_temperature: float = _f(2.0, "kd: softmax temperature for teacher and student class scores",
+                               bounds=Bounds(0, 100, integer=False, low_open=True))
+    kd_mix: float = _f(0.5, "kd: weight of the KL term; the hard-label CE gets 1 - kd_mix", bounds=SHARE)
     # None: the student's recipe (workbench.distill.recipes), resolved when the run starts and recorded in it.
-    steps: int | None = _f(None, "optimizer steps (default: the student's recipe)")
-    batch_size: int | None = _f(None, "examples per step and device (default: the student's recipe)")
+    steps: int | None = _f(None, "optimizer steps (default: the student's recipe)", bounds=Bounds(1, MAX_STEPS))
+    batch_size: int | None = _f(None, "examples per step and device (default: the student's recipe)",
+                                bounds=Bounds(1, 1024))
     learning_rate: float | None = _f(None, "peak learning rate, AdamW (default: the student's recipe)",
-                                     aliases=("--lr",))
-    warmup: float = _f(0.05, "warm-up: a fraction of steps if < 1, else a number of steps")
-    weight_decay: float = _f(0.01, "AdamW weight decay")
-    seed: int = _f(0, "seed for subsampling, initialisation and data order")
+                                     aliases=("--lr",), bounds=Bounds(0, 1, integer=False, low_open=True))
+    warmup: float = _f(0.05, "warm-up: a fraction of steps if < 1, else a number of steps",
+                       bounds=Bounds(0, MAX_STEPS, integer=False))
+    weight_decay: float = _f(0.01, "AdamW weight decay; learning rate x weight decay must stay below 1",
+                             bounds=Bounds(0, 10, integer=False))
+    seed: int = _f(0, "seed for subsampling, initialisation and data order", bounds=SEED)
     eval_every: int | None = _f(None, "evaluate task accuracy on the valid split every N steps (0: never during "
-                                "training; default: the student's recipe)")
-    eval_limit: int = _f(200, "examples of the valid split used for evaluation during training")
-    save_every: int = _f(200, "save a checkpoint (with optimizer state) every N steps")
-    early_stopping_patience: int | None = _f(None, "stop after N evaluations without improvement")
-    max_input_len: int = _f(256, "truncate inputs to this many tokens")
-    max_target_len: int = _f(128, "truncate targets (labels, rationales) to this many tokens")
+                                "training; default: the student's recipe)", bounds=Bounds(0, MAX_STEPS))
+    eval_limit: int = _f(200, "examples of the valid split used for evaluation during training",
+                         bounds=Bounds(1, 1_000_000))
+    save_every: int = _f(200, "save a checkpoint (with optimizer state) every N steps", bounds=Bounds(1, MAX_STEPS))
+    early_stopping_patience: int | None = _f(None, "stop after N evaluations without improvement",
+                                             bounds=Bounds(1, 10_000))
+    max_input_len: int = _f(256, "truncate inputs to this many tokens", bounds=Bounds(8, 8192))
+    max_target_len: int = _f(128, "truncate targets (labels, rationales) to this many tokens", bounds=Bounds(4, 4096))
     # Off by default, measured (bench/throughput.py, tiny, built-in word problems): length-grouped batches cut
     # padding from 25% to 8% (1.19x examples/s) but left the held-out loss 25% higher after 60 steps and 43% higher
     # after 200, because the sampler sweeps from long to short problems and each batch holds one kind of problem.
@@ -86,8 +103,10 @@ class TrainConfig:
     numbers: str = _f("auto", "numbers in the student's text: slots (N0, N1, … mapped back after generation), text, "
                       "or auto (slots for equation tasks with a preset student)", choices=NUMBER_MODES)
     # LoRA through peft (workbench.distill.lora); measured on 2 CPU cores it saves memory, not time.
-    lora_rank: int = _f(0, "LoRA rank for a pretrained student (0: full fine-tuning)")
-    lora_alpha: float | None = _f(None, "LoRA scaling alpha (default: 2 x rank)")
+    lora_rank: int = _f(0, "LoRA rank for a pretrained student (0: full fine-tuning)",
+                        bounds=Bounds(0, MAX_LORA_RANK))
+    lora_alpha: float | None = _f(None, "LoRA scaling alpha (default: 2 x rank)",
+                                  bounds=Bounds(0, 4096, integer=False, low_open=True))
     lora_targets: str = _f("auto", "modules LoRA adapts, comma-separated (auto: q/k/v/o/gate/up/down for "
                            "Llama-family models, q/v for T5)")
     bf16: str = _f("auto", "bf16 mixed precision: auto (on GPUs that support it), true, false", choices=BF16_CHOICES)
@@ -97,7 +116,8 @@ class TrainConfig:
                          aliases=("--run-name",))
     trust_remote_code: bool = _f(False, "allow a hub checkpoint's own Python code (off unless you trust it)")
     predict_rationales: bool = _f(True, "dss/cot: also generate rationales for the test predictions")
-    test_limit: int | None = _f(None, "score only the first N test examples (default: all)")
+    test_limit: int | None = _f(None, "score only the first N test examples (default: all)",
+                             bounds=Bounds(1, 1_000_000))
 
     def __post_init__(self):
         self._check_types()
@@ -108,9 +128,8 @@ class TrainConfig:
             raise ConfigError(f"method {self.method!r} {why}; pass --teacher (e.g. builtin)")
         if self.label_source == "teacher" and self.teacher is None:
             raise ConfigError("--label-source teacher needs a --teacher")
-        if self.run is not None and (not self.run or any(c in self.run for c in "/\\\0")
-                                     or self.run.startswith(".") or len(self.run) > 200):
-            raise ConfigError(f"run name {self.run!r} must be a plain folder name (no '/', not hidden)")
+        if self.run is not None:
+            check_name("run", self.run, longest=RUN_NAME_LONGEST)
 
     def _check_types(self) -> None:
         # A config also comes from JSON files and notebooks: a wrong type is a clear ConfigError, not a TypeError
@@ -118,6 +137,9 @@ class TrainConfig:
         for f in fields(self):
             value, kind = getattr(self, f.name), str(f.type)
             if value is None and kind.endswith("| None"):
+                continue
+            if f.metadata.get("bounds"):  # a number: its type and its range in one message
+                f.metadata["bounds"].check(f.name, value)
                 continue
             base = kind.removesuffix(" | None")
             ok = {"str": isinstance(value, str), "bool": isinstance(value, bool),
@@ -137,28 +159,16 @@ class TrainConfig:
             if getattr(self, name) not in choices:
                 raise ConfigError(f"{name} must be one of {', '.join(choices)}, not {getattr(self, name)!r}")
 
-    def _check_ranges(self) -> None:
+    def _check_ranges(self) -> None:  # each number's own range is checked with its type (_check_types)
+        lr, decay = self.learning_rate or 0.0, self.weight_decay
         checks = [
-            (0 < self.fraction <= 1, "fraction must be in (0, 1]"),
-            (0 <= self.alpha <= 1, "alpha must be in [0, 1]"),
-            (0 <= self.kd_mix <= 1, "kd_mix must be in [0, 1]"),
-            (self.kd_temperature > 0, "kd_temperature must be > 0"),
-            (self.steps is None or self.steps >= 1, "steps must be at least 1"),
-            (self.batch_size is None or self.batch_size >= 1, "batch_size must be at least 1"),
-            (self.learning_rate is None or self.learning_rate > 0, "learning_rate must be > 0"),
-            (self.warmup >= 0, "warmup must be >= 0"),
-            (self.weight_decay >= 0, "weight_decay must be >= 0"),
-            (self.eval_every is None or self.eval_every >= 0, "eval_every must be 0 or more"),
-            (self.save_every >= 1, "save_every must be at least 1"),
-            (self.eval_limit >= 1, "eval_limit must be at least 1"),
-            (self.early_stopping_patience is None or self.early_stopping_patience >= 1,
-             "early_stopping_patience must be at least 1"),
             (self.early_stopping_patience is None or self.eval_every != 0,
              "early stopping needs evaluations: set eval_every"),
-            (self.max_input_len >= 8 and self.max_target_len >= 4, "max_input_len >= 8 and max_target_len >= 4"),
-            (self.test_limit is None or self.test_limit >= 1, "test_limit must be at least 1"),
-            (self.lora_rank >= 0, "lora_rank must be 0 (full fine-tuning) or more"),
-            (self.lora_alpha is None or self.lora_alpha > 0, "lora_alpha must be > 0"),
+            # AdamW multiplies every weight by (1 - lr x weight decay) each step: at 1 or more the weights are
+            # wiped out or flip sign and grow, so the run can only diverge.
+            (lr * decay < 1,
+             f"learning_rate x weight_decay must be below 1 (AdamW shrinks every weight by that share each step), "
+             f"not {lr:g} x {decay:g} = {lr * decay:g}; lower the weight decay (0.01 to 0.1 is usual)"),
             (not (self.lora_rank and is_from_scratch(self.student)),
              f"LoRA adapts a pretrained model; {self.student!r} starts from random weights: use lora_rank 0"),
         ]
@@ -206,6 +216,11 @@ class TrainConfig:
         return replace(self, **changes)
 
 
+def field_bounds(name: str) -> Bounds | None:
+    """The range of a numeric setting (None for text and flags), e.g. for a sweep's per-cell values."""
+    return _field(name).metadata.get("bounds")
+
+
 def _field(name: str):
     return next(f for f in fields(TrainConfig) if f.name == name)
 
@@ -228,12 +243,14 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, exclude: tuple[str,
         if f.name in exclude or not f.metadata.get("cli", True):
             continue
         default = None if f.default is MISSING else f.default
-        help_text = f"{f.metadata['help']} (default: {default})"
+        bounds = f.metadata.get("bounds")
+        help_text = f"{f.metadata['help']} (default: {default}" + (f"; range {bounds.describe()})" if bounds else ")")
         if f.type in ("bool", bool):
             parser.add_argument(_flag(f.name), *f.metadata["aliases"], type=_parse_bool, default=None,
                                 metavar="{true,false}", help=help_text)
             continue
-        kind = {"int": int, "float": float}.get(str(f.type).removesuffix(" | None"), str)
+        # A number's flag parses through its bounds: out of range is one line naming the flag and its range.
+        kind = bounds or {"int": int, "float": float}.get(str(f.type).removesuffix(" | None"), str)
         parser.add_argument(_flag(f.name), *f.metadata["aliases"], type=kind, default=None,
                             choices=_choices(f), help=help_text)
 

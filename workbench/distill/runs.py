@@ -256,8 +256,21 @@ def check_finite(model, cfg: TrainConfig, step) -> None:
     for pname, param in model.named_parameters():
         if not torch.isfinite(param).all():
             raise RunError(f"training diverged by step {step}: the loss became NaN or infinite and weights "
-                           f"({pname}) are no longer finite. Start a new run with a lower learning rate "
-                           f"(this one: {cfg.learning_rate:g})")
+                           f"({pname}) are no longer finite. {_divergence_cause(cfg)}")
+
+
+def _divergence_cause(cfg: TrainConfig) -> str:
+    """Name the setting that was found, not always the learning rate: AdamW multiplies each weight by
+    (1 - lr x weight decay) every step, so a large weight decay blows weights up as surely as a large lr."""
+    lr, decay = cfg.learning_rate or 0.0, cfg.weight_decay
+    if lr * decay >= 1:
+        return (f"Learning rate x weight decay is {lr:g} x {decay:g} = {lr * decay:g}, 1 or more: AdamW shrinks "
+                f"every weight past zero each step. Start a new run with a weight decay below {1 / lr:g} (0.01 to "
+                "0.1 is usual)")
+    if decay > 1:
+        return (f"The weight decay is {decay:g}, above 1 (0.01 to 0.1 is usual; learning rate {lr:g}). Start a new "
+                "run with a lower weight decay")
+    return f"Start a new run with a lower learning rate (this one: {lr:g}; weight decay {decay:g})"
 
 
 def subsample(rows: list[dict], fraction: float, seed: int) -> list[dict]:
