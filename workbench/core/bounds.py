@@ -81,3 +81,4 @@ def _shown(value) -> str:
 SEED = Bounds(0, 2**32 - 1)  # numpy and torch take seeds in 0 .. 2**32 - 1
 LIMIT = Bounds(1, 10_000_000)  # "the first N examples": 0 would mean none, and SQLite reads a negative as "all"
 PORT = Bounds(1, 65535)
+UPLOAD_MB = Bounds(0, 2048, integer=False, low_open=True)  # imports.files.upload_limit's range (MAX_FILE_BYTES)
