@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from transformers import LlamaConfig, LlamaForCausalLM, T5Config, T5ForConditionalGeneration
 
 from workbench.core.errors import ConfigError, UnknownNameError
-from workbench.distill.encoding import Collator, Encoder, forward_logits
+from workbench.distill.encoding import Collator, Encoder, forward_logits, packed_mask, target_logits
 from workbench.distill.losses import IGNORE, kd_loss
 from workbench.distill.methods import get_method
 from workbench.distill.students import build_word_tokenizer
@@ -170,3 +170,68 @@ def test_methods_refuse_rows_without_what_they_learn_from():
         get_method("kd").check_rows([{"input": "x", "label": "1", "rationale": None, "label_dist": None}])
     with pytest.raises(UnknownNameError):
         get_method("nope")
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_packed_dss_equals_two_passes_of_the_plain_model(tok, attn):
+    """A causal dss row packed as question + [label] branch + [rationale] branch (the question encoded once, each
+    branch masked from the other, the output layer at target tokens only) gives the loss and gradients of two
+    plain Hugging Face passes over question + marker + target, with the model's own mean-token loss."""
+    alpha = 0.4
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, pad_token_id=tok.pad_token_id,
+                      attn_implementation=attn)
+    one, two = LlamaForCausalLM(cfg), LlamaForCausalLM(cfg)
+    two.load_state_dict(one.state_dict())
+    method = get_method("dss", alpha=alpha)
+    enc = Encoder(tok, True, layout="marker-last")
+    features = [enc.encode(method, r) for r in ROWS]
+    assert all(f["shared"] >= 5 for f in features)  # the question's tokens, computed once
+    batch = Collator(tok.pad_token_id, True)(features)
+    assert batch["input_ids"].shape[0] == len(ROWS)  # one packed row per example
+    logits, targets, tasks = target_logits(one, batch, True)
+    n_targets = sum(len(t) for f in features for t in f["targets"])
+    assert logits.shape[0] == n_targets  # the output layer ran at target tokens only
+    out = method.target_loss(logits, targets, tasks)
+    out.loss.backward()
+
+    losses = []
+    for task in (0, 1):
+        sub = [{**f, "shared": 0, **{k: [f[k][task]] for k in ("task_ids", "sources", "targets")}} for f in features]
+        b = Collator(tok.pad_token_id, True)(sub)
+        losses.append(two(input_ids=b["input_ids"], attention_mask=b["attention_mask"], labels=b["labels"]).loss)
+    reference = alpha * losses[0] + (1 - alpha) * losses[1]
+    reference.backward()
+
+    assert out.loss.item() == pytest.approx(reference.item(), rel=1e-6)
+    assert out.parts["label_loss"].item() == pytest.approx(losses[0].item(), rel=1e-6)
+    for (name, p1), p2 in zip(one.named_parameters(), two.parameters()):
+        assert torch.allclose(p1.grad, p2.grad, atol=1e-6, rtol=1e-5), name
+    # The whole-logits path (kd's, and any method that declares needs_logits) sees the same packed rows.
+    with torch.no_grad():
+        whole = method.loss(forward_logits(one, batch), batch, True).loss
+    assert whole.item() == pytest.approx(reference.item(), rel=1e-6)
+
+
+def test_packed_rows_keep_each_task_apart(tok):
+    """The mask lets a task see the shared question and itself, never the other task; padding sees itself."""
+    seg = torch.tensor([[0, 0, 1, 1, 2, 2, -1]])
+    allowed = packed_mask(seg, torch.float32, boolean=True)[0, 0]
+    assert allowed[4].tolist() == [True, True, False, False, True, False, False]  # task 2 skips task 1
+    assert allowed[3].tolist() == [True, True, True, True, False, False, False]
+    assert allowed[6].tolist() == [False] * 6 + [True]
+    additive = packed_mask(seg, torch.float32, boolean=False)[0, 0]
+    assert (additive[4, 2] == torch.finfo(torch.float32).min) and additive[4, 0] == 0
+
+
+def test_marker_layouts_put_the_task_marker_where_the_run_says(tok):
+    first, last = Encoder(tok, True, layout="marker-first"), Encoder(tok, True, layout="marker-last")
+    text = ROWS[0]["input"]
+    ids = lambda t: tok(t, add_special_tokens=False).input_ids  # noqa: E731
+    marker = tok.convert_tokens_to_ids("[label]")
+    assert first.prompt_ids(text, "[label]")[0] == marker  # [label] question =>
+    tail = ids(" [label] =>")
+    assert last.prompt_ids(text, "[label]")[-len(tail):] == tail and marker in tail  # question [label] =>
+    assert last.prompt_ids(text, "[label]")[: len(ids(text))] == ids(text)  # the question, tokenized on its own
+    assert Encoder(tok, False).prompt_ids(text, "[label]")[-1] == tok.eos_token_id

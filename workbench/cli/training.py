@@ -21,6 +21,8 @@ def register(sub) -> None:
     p = add_common(sub.add_parser("train", help="train a student (or --resume a stopped run)"))
     add_config_arguments(p)
     p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint with its saved config")
+    p.add_argument("--estimate", action="store_true",
+                   help="only say how long the run would take (per phase; calibrates the student here once)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=cmd_train)
 
@@ -42,32 +44,30 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_runs)
 
 
-def _printer(quiet: bool):
-    """Progress lines on stderr, one per typed event worth a line."""
-    from workbench.core.events import EarlyStop, Evaluation, Note, Resumed, RunStarted, TrainStep
+def _printer(quiet: bool, as_json: bool = False):
+    """Progress on stderr: one line per typed event worth one (a phase's start and end, steps, evaluations), or
+    with ``--json`` every event as a JSON line (phases with their progress and ETA, at most one a second)."""
+    import json
+    import time
+
+    from workbench.core.events import Phase
+
+    last = {"phase": 0.0}
 
     def progress(event) -> None:
         if quiet:
             return
-        if isinstance(event, TrainStep):
-            values = {"loss": event.loss, **event.parts}
-            parts = " ".join(f"{k}={v:.4f}" for k, v in values.items() if isinstance(v, float))
-            eta = f" eta={event.eta:.0f}s" if event.eta is not None else ""
-            line = f"step {event.step}/{event.steps} {parts}{eta}"
-        elif isinstance(event, Evaluation):
-            acc = "n/a" if event.accuracy is None else f"{event.accuracy:.3f}"
-            line = f"eval step {event.step}: valid accuracy {acc} ({event.n} examples, {event.seconds} s)"
-        elif isinstance(event, RunStarted):
-            line = f"run {event.run}: {event.steps} steps"
-        elif isinstance(event, Resumed):
-            line = f"resumed from {event.from_checkpoint}"
-        elif isinstance(event, EarlyStop):
-            line = f"early stop at step {event.step} (best valid accuracy {event.best_accuracy:.3f})"
-        elif isinstance(event, Note):
-            line = event.message
-        else:
+        if as_json:
+            if isinstance(event, Phase) and 0 < event.done < event.total:
+                now = time.monotonic()
+                if now - last["phase"] < 1.0:
+                    return
+                last["phase"] = now
+            print(json.dumps(event.to_dict(), default=str), file=sys.stderr, flush=True)
             return
-        print(line, file=sys.stderr, flush=True)
+        line = event.line()
+        if line:
+            print(line, file=sys.stderr, flush=True)
 
     return progress
 
@@ -77,13 +77,32 @@ def cmd_train(args) -> dict:
     from workbench.distill.runs import resume_run, train_student
 
     store = open_store(args)
-    progress = _printer(args.quiet)
+    progress = _printer(args.quiet, getattr(args, "json", False))
+    if args.estimate:
+        from workbench.distill.estimates import estimate_run
+
+        cfg = config_from_args(args)
+        est = estimate_run(store, cfg, calibrate=True)
+        args.human = lambda e: f"{e['text']}; per phase: " + ", ".join(
+            f"{k} {v:.0f} s" for k, v in e["parts"].items())
+        return {**est.to_dict(), "steps": cfg.resolved().steps}
+    _warn_if_busy(store)
     if args.resume:
         summary = resume_run(store, args.resume, progress=progress)
     else:
         summary = train_student(store, config_from_args(args), progress=progress)
     args.human = _human_train
     return summary
+
+
+def _warn_if_busy(store) -> None:
+    """A run started here while the app trains shares the cores with it: say so (both will be slower)."""
+    from workbench.core.jobs import job_queue
+
+    running = [j["id"] for j in job_queue(store) if j["position"] == 0]
+    if running:
+        print(f"note: {', '.join(running)} is running in this workspace; both will run at a fraction of their "
+              "speed (the app's jobs queue behind each other; this command does not)", file=sys.stderr)
 
 
 def _human_train(s: dict) -> str:
@@ -106,7 +125,8 @@ def cmd_compare(args) -> dict:
     args.human = lambda r: "\n".join(
         [f"student {r['student_accuracy']}, teacher {r['teacher_accuracy']}, agreement {r['agreement']} "
          f"(n={r['n']}); student right/teacher wrong: {r['student_right_teacher_wrong']}, reverse: "
-         f"{r['teacher_right_student_wrong']}"] + ([r["note"]] if r.get("note") else []))
+         f"{r['teacher_right_student_wrong']}"] + ([f"→ {r['verdict']['sentence']}"] if r.get("verdict") else [])
+        + ([r["note"]] if r.get("note") else []))
     return out
 
 

@@ -42,3 +42,8 @@ class TeacherError(WorkbenchError):
 
 class RunError(WorkbenchError):
     """A run cannot be started, resumed or loaded."""
+
+
+class Cancelled(Exception):  # noqa: N818 - a signal, not a failure: a person asked a job to stop
+    """Raised inside long work (scoring, generation) when a person cancelled it; the caller records the run or job
+    as cancelled, keeping what was done. Not a :class:`WorkbenchError`: nothing went wrong."""

@@ -161,6 +161,75 @@ class Finished(Event):
         return f"{self.status} after {self.steps} steps{acc}" + (f": {self.error}" if self.error else "")
 
 
+PHASES = ("queued", "loading", "training", "evaluating", "scoring", "saving")
+
+
+@_event
+@dataclass(frozen=True)
+class Phase(Event):
+    """What a run is doing now, with its own progress: ``loading`` the student, ``training`` (steps),
+    ``evaluating`` on the valid split during training, ``scoring`` the test split, ``saving`` the model; or
+    ``queued`` behind another job (``done``: its place in the queue)."""
+
+    kind: ClassVar[str] = "phase"
+    name: str = "loading"
+    done: int = 0
+    total: int = 0
+    elapsed: float | None = None
+    eta: float | None = None
+    note: str | None = None
+
+    def line(self) -> str | None:
+        # Only a phase's start and end make log lines; the progress in between is for bars.
+        if self.done in (0, self.total):
+            return describe_phase(self.name, self.done, self.total, self.eta, self.note)
+        return None
+
+
+def describe_phase(name: str | None, done: int, total: int, eta: float | None, note: str | None = None) -> str:
+    """The words a front end shows for a phase, e.g. ``scoring test 40/100 · ETA 12 s``.
+
+    >>> describe_phase("scoring", 40, 100, 12.4), describe_phase("training", 3, 32, None)
+    ('scoring test 40/100 · ETA 12 s', 'training step 3/32')
+    >>> describe_phase("queued", 2, 0, None, "behind train-x")
+    'queued (2nd in line) · behind train-x'
+    """
+    if name is None:
+        return ""
+    if name == "queued":
+        text = f"queued ({_ordinal(done)} in line)" if done else "queued"
+    else:
+        what = {"training": "training step", "evaluating": "evaluating", "scoring": "scoring test",
+                "loading": "loading", "saving": "saving"}.get(name, name)
+        text = f"{what} {done}/{total}" if total else what
+    if eta is not None and name != "queued":
+        text += f" · ETA {eta:.0f} s"
+    return text + (f" · {note}" if note else "")
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'tsnrhtdd'[(n // 10 % 10 != 1) * (n % 10 < 4) * n % 10::4]}"
+
+
+@_event
+@dataclass(frozen=True)
+class CellStarted(Event):
+    """A sweep moved on to one of its cells (a run): ``index`` of ``total``, and the sweep's time left."""
+
+    kind: ClassVar[str] = "cell"
+    run: str = ""
+    index: int = 0
+    total: int = 0
+    eta: float | None = None
+
+    def line(self) -> str:
+        return f"cell {self.index + 1}/{self.total}: {self.run}"
+
+
 @_event
 @dataclass(frozen=True)
 class GenerationProgress(Event):
@@ -222,18 +291,30 @@ class TrainingState:
     accuracy: float | None = None  # the latest evaluation on the valid split
     evaluations: int = 0
     message: str | None = None  # the latest note, or why the run failed
+    phase: str | None = None  # loading, training, evaluating, scoring, saving (events.PHASES)
+    phase_done: int = 0
+    phase_total: int = 0
+    phase_eta: float | None = None
 
     def apply(self, event: Event) -> TrainingState:
+        if isinstance(event, Phase):
+            return replace(self, phase=event.name, phase_done=event.done, phase_total=event.total,
+                           phase_eta=event.eta, status="running")
         if isinstance(event, RunStarted):
-            return replace(self, run=event.run, steps=event.steps or self.steps, status="running")
+            return replace(self, run=event.run, steps=event.steps or self.steps, status="running", phase="loading",
+                           phase_done=0, phase_total=0, phase_eta=None)
         if isinstance(event, TrainBegin):
-            return replace(self, step=event.step, steps=event.steps or self.steps, status="running")
+            return replace(self, step=event.step, steps=event.steps or self.steps, status="running",
+                           phase="training", phase_done=event.step, phase_total=event.steps or self.steps,
+                           phase_eta=None)
         if isinstance(event, TrainStep):
             return replace(self, step=event.step, steps=event.steps or self.steps, loss=event.loss,
-                           parts=dict(event.parts), elapsed=event.elapsed, eta=event.eta)
+                           parts=dict(event.parts), elapsed=event.elapsed, eta=event.eta, phase="training",
+                           phase_done=event.step, phase_total=event.steps or self.steps, phase_eta=event.eta)
         if isinstance(event, Evaluation):
             return replace(self, step=max(self.step, event.step), accuracy=event.accuracy,
-                           evaluations=self.evaluations + 1)
+                           evaluations=self.evaluations + 1, phase="training", phase_done=max(self.step, event.step),
+                           phase_total=self.steps, phase_eta=self.eta)
         if isinstance(event, (EarlyStop, Checkpoint)):
             return replace(self, step=max(self.step, event.step))
         if isinstance(event, Note):
@@ -241,7 +322,7 @@ class TrainingState:
         if isinstance(event, Finished):
             step = event.steps if event.steps is not None else self.step
             return replace(self, status=event.status, step=step, eta=0 if event.status == "done" else None,
-                           message=event.error or self.message)
+                           message=event.error or self.message, phase=None, phase_eta=None)
         return self
 
     @property
@@ -249,12 +330,79 @@ class TrainingState:
         """Share of the steps done: a cancelled run at step 300 of 1,000 shows 0.3, never a full bar."""
         return min(1.0, self.step / self.steps) if self.steps else 0.0
 
+    @property
+    def phase_fraction(self) -> float:
+        return min(1.0, self.phase_done / self.phase_total) if self.phase_total else 0.0
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "state": "training"}
+
+    def describe(self) -> str:
+        """What the run is doing, in words (``scoring test 40/100 · ETA 12 s``); empty when it is not running."""
+        return describe_phase(self.phase, self.phase_done, self.phase_total, self.phase_eta) if self.phase else ""
 
     @classmethod
     def from_dict(cls, data: dict | None) -> TrainingState:
         return _from_dict(cls, data)
+
+
+@dataclass(frozen=True)
+class SweepState:
+    """A sweep job's progress: which cell (of how many) and that cell's run, folded from its events.
+
+    >>> s = SweepState().apply(CellStarted(run="s--tiny-dss-r16-s0", index=1, total=4, eta=300.0))
+    >>> s = s.apply(Phase(name="scoring", done=20, total=100))
+    >>> s.cell, s.index, s.run.describe()
+    ('s--tiny-dss-r16-s0', 1, 'scoring test 20/100')
+    """
+
+    cell: str | None = None
+    index: int = 0
+    total: int = 0
+    eta: float | None = None  # seconds left for the whole sweep, at the start of this cell
+    cell_started: float | None = None  # wall-clock time the cell started
+    run: TrainingState = field(default_factory=TrainingState)
+    status: str = "running"
+
+    def apply(self, event: Event) -> SweepState:
+        if isinstance(event, CellStarted):
+            return replace(self, cell=event.run, index=event.index, total=event.total, eta=event.eta,
+                           cell_started=event.time, run=TrainingState(run=event.run))
+        return replace(self, run=self.run.apply(event))
+
+    def describe(self) -> str:
+        if self.run.phase == "queued":
+            return self.run.describe()
+        if self.cell is None:
+            return "preparing the sweep (the teacher answers first)"
+        text = f"cell {self.index + 1}/{self.total} · {self.run.describe()}".rstrip(" ·")
+        if self.eta is not None and self.cell_started is not None:
+            left = max(0.0, self.eta - (time.time() - self.cell_started))
+            text += f" · sweep ≈ {_minutes(left)} left"
+        return text
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "run": self.run.to_dict(), "state": "sweep"}
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> SweepState:
+        data = dict(data or {})
+        run = TrainingState.from_dict(data.pop("run", None))
+        state = _from_dict(cls, data)
+        return replace(state, run=run)
+
+
+def state_from_dict(data: dict | None):
+    """The folded state a job's ``progress`` holds (training, sweep or generation); a job still waiting for its
+    turn holds its ``queued`` phase, read as a training state in that phase."""
+    data = data or {}
+    if data.get("state") == "sweep":
+        return SweepState.from_dict(data)
+    if data.get("event") == "generation":
+        return GenerationProgress.from_dict(data)
+    if data.get("event") == "phase":
+        return TrainingState().apply(event_from_dict(data))
+    return TrainingState.from_dict(data)
 
 
 def _from_dict(cls, data: dict | None):

@@ -7,6 +7,13 @@ polls (and sends SIGTERM); a job whose process died without saying so (``kill -9
 Job kinds are a registry (:data:`JOB_KINDS`, entry-point group ``workbench.jobs``): ``generate`` lives with
 generation, ``train`` with the runs, and this module imports neither.
 
+Heavy jobs queue: on a CPU machine two trainings side by side each run at a fraction of their speed and neither
+finishes when it said it would, so jobs that compute (training, sweeps, generation with a local model) take the
+workspace's one *slot* in turn, oldest first; a job kind says whether a job is heavy (its function's ``heavy``
+attribute: a bool, or a function of the store and the job's spec). Jobs that only wait on an endpoint or read
+released answers run beside them. ``$WORKBENCH_HEAVY_JOBS`` sets the number of slots (1; more on a machine whose
+GPU has room).
+
 >>> job_id = start_job(store, "generate", {"task": "wordproblems", "teacher": "builtin", "limit": 100})  # doctest: +SKIP
 >>> job_status(store, job_id)["status"]                                                               # doctest: +SKIP
 'running'
@@ -30,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from workbench.core.errors import WorkbenchError
-from workbench.core.events import Event
+from workbench.core.events import Event, Phase
 from workbench.core.paths import inside
 from workbench.core.registry import Registry
 from workbench.core.store import Store
@@ -133,14 +140,97 @@ def start_job(store: Store, kind: str, spec: dict, *, job_id: str | None = None,
     return job_id
 
 
+def is_heavy(store: Store, kind: str, spec: dict) -> bool:
+    """Whether a job computes (and so queues for the slot): its kind's ``heavy`` attribute, True by default."""
+    heavy = getattr(JOB_KINDS[kind], "heavy", True)
+    return bool(heavy(store, spec)) if callable(heavy) else bool(heavy)
+
+
+def heavy_slots() -> int:
+    try:
+        return max(1, int(os.environ.get("WORKBENCH_HEAVY_JOBS", "1")))
+    except ValueError:
+        return 1
+
+
+def job_queue(store: Store) -> list[dict]:
+    """The heavy jobs that are running or waiting, in the order they get the slot: running first, then the
+    waiting ones oldest first, each with its ``position`` (0: running)."""
+    active = [j for j in list_jobs(store) if j["status"] in ACTIVE and _heavy_row(store, j)]
+    running = [j for j in active if j["status"] in ("running", "cancelling")]
+    waiting = sorted((j for j in active if j["status"] == "queued"), key=lambda j: (j["created"], j["id"]))
+    return [{**j, "position": 0} for j in running] + [{**j, "position": i + 1} for i, j in enumerate(waiting)]
+
+
+def queue_line(store: Store, job: dict) -> str | None:
+    """For a job waiting for its turn: ``queued (2nd in line) · behind train-…``; None for any other job."""
+    from workbench.core.events import describe_phase
+
+    if job.get("status") != "queued":
+        return None
+    queue = job_queue(store)
+    place = next((q["position"] for q in queue if q["id"] == job["id"]), 0)
+    running = [q["id"] for q in queue if q["position"] == 0]
+    return describe_phase("queued", place, 0, None, f"behind {', '.join(running)}" if running else None)
+
+
+def _heavy_row(store: Store, row: dict) -> bool:
+    try:
+        return is_heavy(store, row["kind"], row["spec"])
+    except WorkbenchError:  # a kind no longer registered: it cannot run, so it holds nothing
+        return False
+
+
+def _take_slot(store: Store, ctx: JobContext, kind: str, poll: float = 1.0):
+    """Wait for a heavy job's turn: the slot's lock, taken when this job is the oldest waiting one. Reports its
+    place in the queue meanwhile; returns the held lock, or None when the job was cancelled while it waited."""
+    from workbench.core.locks import LockHeld, OwnerLock
+
+    folder = store.workspace / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    last = None
+    while True:
+        if ctx.should_stop():
+            return None
+        queue = job_queue(store)
+        ahead = [j for j in queue if j["id"] != ctx.job_id and j["status"] == "queued"
+                 and (j["created"], j["id"]) < _created(store, ctx.job_id)]
+        if not ahead:
+            for slot in range(heavy_slots()):
+                try:
+                    return OwnerLock.acquire(folder / f"heavy-{slot}.lock", note=ctx.job_id)
+                except LockHeld:
+                    continue
+        running = [j["id"] for j in queue if j["status"] != "queued"]
+        state = (len(ahead) + 1, tuple(running))
+        if state != last:
+            last = state
+            note = f"behind {', '.join(running)}" if running else "waiting for the machine"
+            ctx.progress(Phase(name="queued", done=len(ahead) + 1, note=note), force=True)
+        time.sleep(poll)
+
+
+def _created(store: Store, job_id: str) -> tuple:
+    row = store.job(job_id)
+    return row["created"], row["id"]
+
+
 def run_job(store: Store, job_id: str) -> dict:
-    """Run a queued job in this process, recording its outcome. Returns the job's final row."""
+    """Run a queued job in this process, recording its outcome. Returns the job's final row. A heavy job first
+    waits for its turn (:func:`_take_slot`); a job cancelled while it waits ends cancelled, having run nothing."""
     row = store.job(job_id)
     ctx = JobContext(store, job_id, job_dir(store, job_id))
     ctx.dir.mkdir(parents=True, exist_ok=True)
-    store.upsert_job(job_id, kind=row["kind"], status="running", pid=os.getpid())
+    store.upsert_job(job_id, kind=row["kind"], status="queued", pid=os.getpid())
     previous = signal.signal(signal.SIGTERM, lambda *_: ctx.request_stop()) if _main_thread() else None
+    slot = None
     try:
+        if row["kind"] in JOB_KINDS and is_heavy(store, row["kind"], row["spec"]):
+            slot = _take_slot(store, ctx, row["kind"])
+            if slot is None:
+                store.upsert_job(job_id, kind=row["kind"], status="cancelled")
+                return job_status(store, job_id)
+        store.upsert_job(job_id, kind=row["kind"], status="running", pid=os.getpid())
         result = JOB_KINDS[row["kind"]](store, row["spec"], ctx)
         ctx.flush()
         status = "cancelled" if ctx.should_stop() else "done"
@@ -156,6 +246,8 @@ def run_job(store: Store, job_id: str) -> dict:
             reason += " — out of memory: lower the batch size or the max lengths, or pick a smaller student"
         store.upsert_job(job_id, kind=row["kind"], status="failed", error=reason)
     finally:
+        if slot is not None:
+            slot.release()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     return job_status(store, job_id)
@@ -177,7 +269,7 @@ def cancel_job(store: Store, job_id: str) -> dict:
 def job_status(store: Store, job_id: str) -> dict:
     """The job's row; an active job whose process is gone is marked ``interrupted`` (it can be resumed)."""
     row = store.job(job_id)
-    if row["status"] in ("running", "cancelling") and row.get("pid") and not _alive(row["pid"]):
+    if row["status"] in ACTIVE and row.get("pid") and not _alive(row["pid"]):
         status = "cancelled" if row["status"] == "cancelling" else "interrupted"
         store.upsert_job(job_id, kind=row["kind"], status=status,
                          error=None if status == "cancelled" else "the job's process ended without reporting")

@@ -1,14 +1,21 @@
-"""Training methods: how a training row becomes (source → target) segments, and a pure loss over them.
+"""Training methods: how a training row becomes (task, input, target) segments, and a pure loss over them.
 
-Every method turns a row into one or more *segments* ``(task_id, source_text, target_text)``. The collator pads
-all segments of a batch together (dynamic padding: to the longest in the batch, never to a fixed maximum), so
-``dss`` computes its label and rationale tasks in ONE forward pass over the stacked sub-batches. Its loss takes
-the per-token cross-entropy, averages it per task, and weights the task means — exactly what two separate
-passes with the default mean-token loss give, at the cost of one.
+Every method turns a row into one or more *segments* ``(task_id, input_text, target_text)``; the encoder adds the
+task's marker (``dss``: ``[label]`` / ``[rationale]``). The collator pads all segments of a batch together (dynamic
+padding: to the longest in the batch, never to a fixed maximum), so ``dss`` computes its label and rationale
+tasks in ONE optimizer step; for a decoder-only student both tasks share the question's tokens in one packed
+sequence. Its loss takes the per-token cross-entropy, averages it per task, and weights the task means — exactly
+what two separate passes with the default mean-token loss give, at the cost of one.
+
+A method says what it can do and needs by its declared capabilities (``needs_teacher``, ``needs_rationale``,
+``needs_label_dist``, ``needs_logits``, ``gives_rationales``), which every front end reads; no front end knows a
+method by its name.
 
 >>> m = get_method("dss", alpha=0.3)
->>> [(t, s) for t, s, _ in m.segments({"input": "Tom has 3 apples.", "label": "3", "rationale": "He has 3."})]
-[(0, '[label] Tom has 3 apples.'), (1, '[rationale] Tom has 3 apples.')]
+>>> [(t, m.markers[t], s) for t, s, _ in m.segments({"input": "Tom has 3 apples.", "label": "3", "rationale": "He has 3."})]
+[(0, '[label]', 'Tom has 3 apples.'), (1, '[rationale]', 'Tom has 3 apples.')]
+>>> m.weights(), m.gives_rationales, get_method("standard").gives_rationales
+([0.3, 0.7], True, False)
 """
 
 from __future__ import annotations
@@ -37,6 +44,15 @@ class Method:
     params: ClassVar[dict[str, str]] = {}
     #: The label task's generation holds the rationale too (cot): generate long enough for both.
     rationale_in_label: ClassVar[bool] = False
+    #: Each task's marker, placed by the encoder: before the input for a seq2seq student (the paper's
+    #: ``[label] question``), after it for a decoder-only one, so that the tasks share the question's tokens.
+    #: None: the task's prompt is the input alone.
+    markers: ClassVar[tuple[str | None, ...]] = (None,)
+    #: The task that writes a rationale at test time (None: none, or cot's rationale inside its label task).
+    rationale_task: ClassVar[int | None] = None
+    #: The loss reads whole logits (kd: the class scores at the first target token). Otherwise the trainer
+    #: computes the output layer only at target tokens and calls :meth:`target_loss`.
+    needs_logits: ClassVar[bool] = False
 
     def __init__(self, **params):
         self.params = params
@@ -55,28 +71,38 @@ class Method:
                                   f"{len(rows)} rows have none. Use a teacher that gives one (builtin) or 'standard'")
 
     def segments(self, row: dict) -> list[tuple[int, str, str]]:
+        """(task id, input text, target text) per task; the encoder adds ``markers[task id]`` to the input."""
         return [(0, row["input"], row["label"])]
 
     def weights(self) -> list[float]:
         return [1.0]
 
-    def label_source(self, text: str) -> str:
-        """Source text that asks for the label at test time."""
-        return text
+    def marker(self, task: int) -> str | None:
+        return self.markers[task] if task < len(self.markers) else None
 
-    def rationale_source(self, text: str) -> str | None:
-        """Source text that asks for a rationale (None: this method has no rationale task)."""
-        return None
+    @property
+    def gives_rationales(self) -> bool:
+        """A student trained this way can explain its answers at test time."""
+        return self.rationale_task is not None or self.rationale_in_label
 
     def parse(self, generated: str) -> tuple[str | None, str | None, str | None]:
         """(label, rationale, parse_error) from the label task's generation."""
         return generated.strip(), None, None
 
     def loss(self, logits, batch: dict, causal: bool):
-        """A :class:`~workbench.distill.losses.LossOutput`: the weighted per-task mean token cross-entropy."""
-        from workbench.distill.losses import LossOutput, weighted_task_loss
+        """A :class:`~workbench.distill.losses.LossOutput` from whole logits: the weighted per-task mean token
+        cross-entropy (the trainer calls this only for a method that ``needs_logits``)."""
+        from workbench.distill.losses import LossOutput, target_logits_of, weighted_target_loss
 
-        total, means = weighted_task_loss(logits, batch["labels"], batch["task_ids"], self.weights(), causal)
+        logits, targets, tasks = target_logits_of(logits, batch, causal)
+        total, means = weighted_target_loss(logits, targets, tasks, self.weights())
+        return LossOutput(total, {f"{n}_loss": m.detach() for n, m in zip(self.task_names, means)})
+
+    def target_loss(self, logits, targets, tasks):
+        """The loss from the logits at target tokens only, (K, V), with their targets and tasks, (K,)."""
+        from workbench.distill.losses import LossOutput, weighted_target_loss
+
+        total, means = weighted_target_loss(logits, targets, tasks, self.weights())
         return LossOutput(total, {f"{n}_loss": m.detach() for n, m in zip(self.task_names, means)})
 
 
@@ -105,20 +131,15 @@ class DistillStepByStep(Method):
     needs_teacher = "learns from rationales"
     needs_rationale = True
     params = {"alpha": "alpha"}
+    markers = (LABEL_PREFIX, RATIONALE_PREFIX)
+    rationale_task = 1
 
     def segments(self, row):
-        return [(0, self.label_source(row["input"]), row["label"]),
-                (1, self.rationale_source(row["input"]), row["rationale"])]
+        return [(0, row["input"], row["label"]), (1, row["input"], row["rationale"])]
 
     def weights(self):
         alpha = float(self.params.get("alpha", 0.5))
         return [alpha, 1.0 - alpha]
-
-    def label_source(self, text):
-        return f"{LABEL_PREFIX} {text}"
-
-    def rationale_source(self, text):
-        return f"{RATIONALE_PREFIX} {text}"
 
 
 @register_method
@@ -148,6 +169,7 @@ class KnowledgeDistillation(Method):
     name = "kd"
     needs_teacher = "learns the teacher's class distribution"
     needs_label_dist = True
+    needs_logits = True
     params = {"temperature": "kd_temperature", "mix": "kd_mix"}
 
     def loss(self, logits, batch, causal):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,22 +39,34 @@ class Predictor:
     answer_kind: str | None = None  # the task's: an answer that cannot be one is a parse error, shown as such
     labels: tuple[str, ...] | None = None
 
-    def predict(self, texts: list[str], *, rationale: bool = False, batch_size: int = 64) -> list[dict]:
-        """Per text: ``label``, ``rationale`` (dss via its ``[rationale]`` prefix, cot from its one generation)."""
+    def predict(self, texts: list[str], *, rationale: bool = False, batch_size: int = 64,
+                progress: Callable[[int, int], None] | None = None,
+                should_stop: Callable[[], bool] | None = None) -> list[dict]:
+        """Per text: ``label``, ``rationale`` (dss via its rationale task, cot from its one generation).
+
+        The label is generated greedily, one line, at most ``label_tokens`` tokens (the run measured its longest
+        training label); a rationale only when asked. ``progress(done, total)`` counts generations (texts, twice
+        with rationales); ``should_stop`` cancels (:class:`~workbench.core.errors.Cancelled`) within a token."""
         slots = [self.encoder.slots(t) for t in texts]
         texts = [s.encode(t) for s, t in zip(slots, texts)]
-        prompts = [self.encoder.source_ids(self.method.label_source(t)) for t in texts]
+        prompts = [self.encoder.prompt_ids(t, self.method.marker(0)) for t in texts]
+        with_rationale = rationale and self.method.rationale_task is not None
+        total = len(texts) * (2 if with_rationale else 1)
+        report = (lambda offset: (lambda done, _n: progress(offset + done, total))) if progress else (lambda _o: None)
         tokens = self.label_tokens + (self.rationale_tokens if self.method.rationale_in_label else 0)
-        outs = generate(self.student, prompts, max_new_tokens=tokens, batch_size=batch_size)
+        outs = generate(self.student, prompts, max_new_tokens=tokens, batch_size=batch_size,
+                        one_line=not self.method.rationale_in_label, progress=report(0), should_stop=should_stop)
         rows = []
         for text, slot in zip(outs, slots):
             label, why, parse_error = self.method.parse(text)
             label = slot.decode(label)
             rows.append({"label": label, "rationale": slot.decode(why),
                          "parse_error": parse_error or answer_problem(label, self.answer_kind, self.labels)})
-        if rationale and self.method.rationale_source("") is not None:
-            r_prompts = [self.encoder.source_ids(self.method.rationale_source(t)) for t in texts]
-            outs = generate(self.student, r_prompts, max_new_tokens=self.rationale_tokens, batch_size=batch_size)
+        if with_rationale:
+            marker = self.method.marker(self.method.rationale_task)
+            r_prompts = [self.encoder.prompt_ids(t, marker) for t in texts]
+            outs = generate(self.student, r_prompts, max_new_tokens=self.rationale_tokens, batch_size=batch_size,
+                            progress=report(len(texts)), should_stop=should_stop)
             for row, text, slot in zip(rows, outs, slots):
                 row["rationale"] = slot.decode(text)
         return rows
@@ -113,7 +126,8 @@ class RunCache:
 
 def predictor_for(student: Student, cfg: TrainConfig, generation: dict, task: dict | None = None) -> Predictor:
     """The run's predictor; ``task`` (a run's ``meta["task"]``) lets it call an answer of the wrong shape what it is."""
-    encoder = encoder_for(student, cfg)
+    # A run records where its task markers go; one from before that recorded nothing put them first.
+    encoder = encoder_for(student, cfg, generation.get("layout", "marker-first"))
     task = task or {}
     return Predictor(student, method_for_config(cfg), encoder, int(generation.get("label_tokens", 24)),
                      int(generation.get("rationale_tokens", cfg.max_target_len)), task.get("answer_kind"),
@@ -145,10 +159,12 @@ def answer_problem(label: str | None, answer_kind: str | None, labels: tuple[str
 
 
 def predict_examples(predictor: Predictor, examples: list[Example], answer_kind: str, *,
-                     rationale: bool = False) -> tuple[list[dict], float]:
+                     rationale: bool = False, progress: Callable[[int, int], None] | None = None,
+                     should_stop: Callable[[], bool] | None = None) -> tuple[list[dict], float]:
     """Prediction rows joined with their examples (``correct`` by the task metric), and seconds taken."""
     started = time.perf_counter()
-    preds = predictor.predict([e.input for e in examples], rationale=rationale)
+    preds = predictor.predict([e.input for e in examples], rationale=rationale, progress=progress,
+                              should_stop=should_stop)
     seconds = time.perf_counter() - started
     rows = [{"example_id": e.id, "input": e.input, "gold": e.label, **p,
              "correct": is_correct(p["label"], e.label, answer_kind, p["parse_error"])}

@@ -19,13 +19,12 @@ import contextlib
 import os
 import random
 import shutil
-import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from workbench.core.errors import ConfigError, RunError, StoreError
-from workbench.core.events import Event, Finished, RunStarted, TrainingState
+from workbench.core.errors import Cancelled, ConfigError, RunError, StoreError
+from workbench.core.events import Event, Finished, Phase, RunStarted, TrainingState
 from workbench.core.jobs import JobContext
 from workbench.core.locks import OwnerLock
 from workbench.core.store import Store, is_disk_full
@@ -58,6 +57,7 @@ class RunSession:
     rows: list[dict]
     student: Student
     meta: dict
+    timings: dict = field(default_factory=dict)  # seconds per phase: teacher, load, train, evaluate, save, score
 
     @property
     def name(self) -> str:
@@ -65,16 +65,16 @@ class RunSession:
 
 
 def train_student(store: Store, config: TrainConfig | dict, progress: ProgressFn | None = None,
-                  should_stop: StopFn | None = None) -> dict:
-    """Build the training set, train, score on the test split, write the run folder; returns the summary."""
+                  should_stop: StopFn | None = None, origin: dict | None = None) -> dict:
+    """Build the training set, train, score on the test split, write the run folder; returns the summary.
+
+    ``origin`` (e.g. a sweep and its cell's hash) is recorded in the run's description and summary, so that
+    whoever asked for the run can tell it from any other run."""
     cfg = (config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)).resolved()
+    started = time.monotonic()
     task = load_task(cfg.task, store)
-    if cfg.teacher:  # a free teacher (the offline one) answers what it has not yet: the defaults train from zero
-        ensure_answers(store, task.name, cfg.teacher, split="train")
-    ts = build_training_set(store, task, cfg.teacher, label_source=cfg.label_source,
-                            drop_parse_errors=cfg.drop_parse_errors, drop_teacher_wrong=cfg.drop_teacher_wrong,
-                            only_accepted=cfg.only_accepted)
-    rows = subsample(ts.rows, cfg.fraction, cfg.seed)
+    ts, rows = training_rows(store, task, cfg)
+    timings = {"teacher": round(time.monotonic() - started, 2)}
     # "auto" is decided once, here, and the run's config records the outcome (slots or text).
     cfg = cfg.with_(numbers=resolve_numbers(cfg.numbers, task.answer_kind, is_from_scratch(cfg.student)))
     method = method_for_config(cfg)
@@ -92,10 +92,14 @@ def train_student(store: Store, config: TrainConfig | dict, progress: ProgressFn
         lock = folder.lock() if is_main_process() else None
         if progress is not None:
             progress(RunStarted(run=folder.name, steps=cfg.steps))
+        loading = time.monotonic()
         student = make_student(cfg.student, vocab_texts(store, task, rows, cfg.numbers),
                                trust_remote_code=cfg.trust_remote_code, seed=cfg.seed)
+        timings["load"] = round(time.monotonic() - loading, 2)
         meta = describe_run(store, cfg, folder.name, task, ts, rows, student)
-        session = RunSession(store, cfg, folder, task, rows, student, meta)
+        if origin:
+            meta["origin"] = origin
+        session = RunSession(store, cfg, folder, task, rows, student, meta, timings)
         if is_main_process():
             folder.write_meta(meta)
             folder.write_rows(rows)
@@ -109,6 +113,32 @@ def train_student(store: Store, config: TrainConfig | dict, progress: ProgressFn
             raise disk_error(err, folder.root) from err
         raise
     return _execute(session, progress, should_stop, resume_from=None, lock=lock)
+
+
+def training_rows(store: Store, task: Task, cfg: TrainConfig, *, ask_free: bool = True):
+    """(training set, the rows a run of ``cfg`` learns from): the one function the run, its preview and its
+    calibration call. A free teacher (the offline one) first answers what it has not yet (``ask_free``), so the
+    defaults train from zero."""
+    if cfg.teacher and ask_free:
+        ensure_answers(store, task.name, cfg.teacher, split="train")
+    ts = build_training_set(store, task, cfg.teacher, label_source=cfg.label_source,
+                            drop_parse_errors=cfg.drop_parse_errors, drop_teacher_wrong=cfg.drop_teacher_wrong,
+                            only_accepted=cfg.only_accepted)
+    return ts, subsample(ts.rows, cfg.fraction, cfg.seed)
+
+
+def calibration_rows(store: Store, task: Task, cfg: TrainConfig) -> list[dict]:
+    """Rows to time a few training steps on: the run's own, else the task's gold rows with the rationale its
+    method needs standing in (a calibration measures lengths and pace, not learning)."""
+    _, rows = training_rows(store, task, cfg)
+    if rows:
+        return rows
+    from workbench.core.errors import NothingToDoError
+
+    examples = store.examples(task.name, "train", 64)
+    if not examples:
+        raise NothingToDoError(f"task {task.name!r} has no training examples to calibrate on")
+    return [{"input": e.input, "label": e.label or "", "rationale": e.input} for e in examples]
 
 
 def check_resumable(store: Store, name: str) -> str:
@@ -138,6 +168,11 @@ def resume_run(store: Store, name: str, progress: ProgressFn | None = None,
         checkpoint = folder.last_complete_checkpoint()
         if progress is not None:
             progress(RunStarted(run=name, steps=cfg.steps))
+        if folder.has_model:  # trained and saved, stopped while scoring: only the scoring is left
+            session = RunSession(store, cfg, folder, task, rows, load_student(folder.model_dir), meta)
+            if is_main_process():
+                _index_running(session, resume_from="model")
+            return _execute(session, progress, should_stop, "model", lock=lock, trained=True)
         if checkpoint is None:  # killed before the first checkpoint: start over from the same frozen rows
             student = make_student(cfg.student, vocab_texts(store, task, rows, cfg.numbers),
                                    trust_remote_code=cfg.trust_remote_code, seed=cfg.seed)
@@ -164,9 +199,9 @@ def _index_running(session: RunSession, resume_from: str | None) -> None:
 
 
 def _execute(session: RunSession, progress: ProgressFn | None, should_stop: StopFn | None,
-             resume_from: str | None, lock: OwnerLock | None) -> dict:
-    """Train and finish a run that is on disk and indexed as running; ``lock`` (the run's, held by the main
-    process) is released once the outcome is recorded."""
+             resume_from: str | None, lock: OwnerLock | None, trained: bool = False) -> dict:
+    """Train and finish a run that is on disk and indexed as running (``trained``: only score its saved model);
+    ``lock`` (the run's, held by the main process) is released once the outcome is recorded."""
     store, cfg, name = session.store, session.cfg, session.name
     main = is_main_process()
     index = _index(session)
@@ -179,8 +214,11 @@ def _execute(session: RunSession, progress: ProgressFn | None, should_stop: Stop
 
     try:
         try:
-            result = fit(session, progress=report, should_stop=should_stop, resume_from=resume_from)
-            summary = _finish(session, result)
+            if trained:
+                summary = _score(session, None, report, should_stop)
+            else:
+                result = fit(session, progress=report, should_stop=should_stop, resume_from=resume_from)
+                summary = _finish(session, result, report, should_stop)
         except Exception as err:
             clean = _disk_full_error(err, session)
             reason = str(clean) if clean is not None else f"{type(err).__name__}: {err}"
@@ -213,26 +251,59 @@ def _disk_full_error(err: BaseException, session: RunSession) -> StoreError | No
                       f"and resume with `workbench train --resume {session.name}`")
 
 
-def _finish(session: RunSession, result) -> dict:
-    """After training: save the final model, predict the test split, write predictions and the summary."""
-    from workbench.distill.predict import predict_examples
-
-    store, cfg, task, folder, meta = session.store, session.cfg, session.task, session.folder, session.meta
+def _finish(session: RunSession, result, progress: ProgressFn, should_stop: StopFn | None) -> dict:
+    """After training: save the final model, then score the test split (:func:`_score`)."""
+    cfg, folder, meta = session.cfg, session.folder, session.meta
+    session.timings.update(train=round(result.train_seconds - result.eval_seconds, 2),
+                           evaluate=round(result.eval_seconds, 2))
     summary = {"run": session.name, "run_dir": str(folder.root), "task": cfg.task, "method": cfg.method,
                "student": cfg.student, "steps": result.steps, "train_seconds": round(result.train_seconds, 2),
                "s_per_step": result.s_per_step, "parameters": meta["student"]["parameters"],
                "training_rows": meta["trainingset"]["rows_used"], "device": meta["device"]["device"],
                "teacher": cfg.teacher, "label_source": cfg.label_source, "fraction": cfg.fraction,
-               "seed": cfg.seed, "batch_size": cfg.batch_size}
+               "seed": cfg.seed, "batch_size": cfg.batch_size, "eval_history": result.eval_history,
+               "origin": meta.get("origin"), "timings": session.timings}
     if result.stopped:
         return {**summary, "status": "cancelled", "accuracy": None, "teacher_accuracy": None,
                 "note": f"stopped at step {result.steps}; resume with `workbench train --resume {session.name}`"}
     check_finite(session.student.model, cfg, result.steps)  # never save or score a diverged model as "done"
+    progress(Phase(name="saving"))
+    saving = time.monotonic()
     if is_main_process():
         save_final_model(result.trainer, session.student, folder.model_dir)  # LoRA adapters merged
+    session.timings["save"] = round(time.monotonic() - saving, 2)
+    progress(Phase(name="saving", done=1, total=1))
+    return _score(session, summary, progress, should_stop)
+
+
+def _score(session: RunSession, summary: dict | None, progress: ProgressFn, should_stop: StopFn | None) -> dict:
+    """Predict the test split (labels; rationales only when asked), write predictions and the summary. A cancel
+    while scoring leaves the run cancelled with its model saved: resuming it only scores."""
+    from workbench.distill.predict import predict_examples, predictor_for
+
+    store, cfg, task, folder, meta = session.store, session.cfg, session.task, session.folder, session.meta
+    if summary is None:  # resumed to score: the summary of the training, as it was recorded
+        summary = {**store.run_row(session.name)["summary"], "status": None}
+        session.timings = dict(summary.get("timings") or {})
+    predictor = predictor_for(session.student, cfg, meta["generation"], meta.get("task"))
     examples = store.examples(task.name, "test", cfg.test_limit)
-    with_rationale = cfg.predict_rationales and result.predictor.method.rationale_source("") is not None
-    rows, seconds = predict_examples(result.predictor, examples, task.answer_kind, rationale=with_rationale)
+    with_rationale = cfg.predict_rationales and predictor.method.gives_rationales
+    scoring = time.monotonic()
+
+    def report(done: int, total: int) -> None:
+        spent = time.monotonic() - scoring
+        progress(Phase(name="scoring", done=done, total=total, elapsed=round(spent, 2),
+                       eta=round(spent / done * (total - done), 1) if done else None))
+
+    report(0, len(examples) * (2 if with_rationale else 1))
+    try:
+        rows, seconds = predict_examples(predictor, examples, task.answer_kind, rationale=with_rationale,
+                                         progress=report, should_stop=should_stop)
+    except Cancelled:
+        return {**summary, "status": "cancelled", "accuracy": None, "teacher_accuracy": None, "trained": True,
+                "note": f"trained and saved; scoring was cancelled: `workbench train --resume {session.name}` "
+                        "scores it"}
+    session.timings["score"] = round(seconds, 2)
     if is_main_process():
         folder.write_predictions(rows)
     scores = score_predictions(rows, task.answer_kind, list(task.labels) if task.labels else None)
@@ -242,9 +313,10 @@ def _finish(session: RunSession, result) -> dict:
         teacher_acc = teacher_accuracy(store, task, cfg.teacher, split="test", limit=cfg.test_limit)
         teacher_split = "test" if teacher_acc is not None else None
     return {**summary, "status": "done", "accuracy": scores["accuracy"], "n_test": scores["n"],
-            "parse_errors": scores["parse_errors"], "teacher_accuracy": teacher_acc,
+            "generations": len(examples) * (2 if with_rationale else 1),
+            "parse_errors": scores["parse_errors"], "teacher_accuracy": teacher_acc, "trained": True,
             "teacher_accuracy_split": teacher_split, "predict_seconds": round(seconds, 3),
-            "eval_history": result.eval_history}
+            "timings": session.timings}
 
 
 # -- helpers ----------------------------------------------------------------------------------------------------
@@ -314,37 +386,12 @@ def list_runs(store: Store, task: str | None = None) -> list[dict]:
     return store.list_runs(task)
 
 
-PACE_MIN_STEPS = 10  # a run cancelled after a step or two measured its start-up, not its pace
-
-
-def estimate_seconds(store: Store, cfg: TrainConfig) -> float | None:
-    """Seconds for the run from the median seconds per step of earlier runs (done or cancelled, of at least
-    ``PACE_MIN_STEPS`` steps) with the same student, method and batch size in this workspace (None before the
-    first such run)."""
-    cfg = cfg.resolved()
-    rates = [r["summary"]["s_per_step"] for r in list_runs(store)
-             if r["method"] == cfg.method and r["student"] == cfg.student
-             and isinstance(r["summary"].get("s_per_step"), (int, float))
-             and (r["summary"].get("steps") or 0) >= PACE_MIN_STEPS
-             and _run_batch_size(store, r) == cfg.batch_size]
-    return statistics.median(rates) * cfg.steps if rates else None
-
-
-def _run_batch_size(store: Store, row: dict) -> int | None:
-    if "batch_size" in row["summary"]:
-        return row["summary"]["batch_size"]
-    try:
-        return RunFolder.of(store, row["name"]).read_meta()["config"].get("batch_size")
-    except (RunError, KeyError):  # a run folder being written or removed: skip it
-        return None
-
-
 def read_metrics(store: Store, run: str) -> list[dict]:
     """The run's ``metrics.jsonl`` events as dicts (a line being written is skipped, not an error)."""
     return RunFolder.of(store, run).read_metrics() if run else []
 
 
-def train_job(store: Store, spec: dict, ctx: JobContext) -> dict:
+def train_job(store: Store, spec: dict, ctx: JobContext) -> dict:  # heavy: it queues for the machine
     """The ``train`` job kind. spec: a TrainConfig dict, or ``{"resume": RUN_NAME}``."""
     if "resume" in spec:
         check_resumable(store, spec["resume"])

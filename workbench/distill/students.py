@@ -226,32 +226,65 @@ def list_presets() -> list[dict]:
 
 
 # -- generation -------------------------------------------------------------------------------------------------
-def generate(student: Student, prompts: list[list[int]], *, max_new_tokens: int, batch_size: int = 64) -> list[str]:
+def stop_token_ids(tokenizer) -> list[int]:
+    """Tokens that end a one-line answer besides the end token: a newline, when the tokenizer has one as a single
+    token (a label is one line; a model that goes on to a second line is done answering)."""
+    ids = []
+    for text in ("\n", "\n\n"):
+        found = tokenizer(text, add_special_tokens=False).input_ids
+        if len(found) == 1 and found[0] != getattr(tokenizer, "unk_token_id", None):
+            ids.append(found[0])
+    return ids
+
+
+def generate(student: Student, prompts: list[list[int]], *, max_new_tokens: int, batch_size: int = 64,
+             one_line: bool = False, progress: Callable[[int, int], None] | None = None,
+             should_stop: Callable[[], bool] | None = None) -> list[str]:
     """Greedy continuations of already-tokenized prompts, decoded without special tokens.
 
-    Prompts are sorted by length so each batch pads little; results come back in the caller's order.
+    Prompts are sorted by length so each batch pads little; results come back in the caller's order. Each sequence
+    stops at the end token (``one_line``: at a newline too), and a batch as soon as all of its sequences have.
+    ``progress(done, total)`` is called after each batch; ``should_stop()`` is checked at every generated token,
+    and :class:`~workbench.core.errors.Cancelled` raised once it turns true.
     """
     import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    from workbench.core.errors import Cancelled
+
+    class _Stop(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return torch.full((input_ids.shape[0],), bool(should_stop()), dtype=torch.bool, device=input_ids.device)
 
     model, tok = student.model, student.tokenizer
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
+    eos = [tok.eos_token_id] + (stop_token_ids(tok) if one_line else [])
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     out: list[str] = [""] * len(prompts)
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
-        ids, mask = pad_batch([prompts[i] for i in idx], tok.pad_token_id, left=student.is_causal)
-        ids, mask = ids.to(device), mask.to(device)
-        with torch.no_grad():
-            # use_cache: training switches it off in the config (packed or not, a cache is of no use there).
-            # temperature/top_p/top_k None: a pretrained checkpoint's own generation_config may ask for sampling.
-            gen = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-                                 num_beams=1, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
-                                 use_cache=True, temperature=None, top_p=None, top_k=None)
-        if student.is_causal:
-            gen = gen[:, ids.shape[1]:]  # a decoder-only model echoes its prompt
-        for i, seq in zip(idx, gen.tolist()):
-            out[i] = tok.decode(seq, skip_special_tokens=True).strip()
-    model.train(was_training)
+    try:
+        for start in range(0, len(order), batch_size):
+            if should_stop is not None and should_stop():
+                raise Cancelled("generation cancelled")
+            idx = order[start:start + batch_size]
+            ids, mask = pad_batch([prompts[i] for i in idx], tok.pad_token_id, left=student.is_causal)
+            ids, mask = ids.to(device), mask.to(device)
+            with torch.no_grad():
+                # use_cache: training switches it off in the config (packed or not, a cache is of no use there).
+                # temperature/top_p/top_k None: a pretrained checkpoint's own generation_config may ask for sampling.
+                gen = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
+                                     do_sample=False, num_beams=1, pad_token_id=tok.pad_token_id, eos_token_id=eos,
+                                     use_cache=True, temperature=None, top_p=None, top_k=None,
+                                     stopping_criteria=StoppingCriteriaList([_Stop()]) if should_stop else None)
+            if should_stop is not None and should_stop():
+                raise Cancelled("generation cancelled")
+            if student.is_causal:
+                gen = gen[:, ids.shape[1]:]  # a decoder-only model echoes its prompt
+            for i, seq in zip(idx, gen.tolist()):
+                out[i] = tok.decode(seq, skip_special_tokens=True).strip()
+            if progress is not None:
+                progress(min(len(order), start + batch_size), len(order))
+    finally:
+        model.train(was_training)
     return out

@@ -22,18 +22,20 @@ from pathlib import Path
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
+from workbench.core.errors import Cancelled
 from workbench.core.events import (
     Checkpoint,
     EarlyStop,
     Evaluation,
     Event,
     Note,
+    Phase,
     Resumed,
     TrainBegin,
     TrainStep,
 )
 from workbench.data.metrics import accuracy
-from workbench.distill.encoding import Collator, encoder_for, forward_logits
+from workbench.distill.encoding import Collator, encoder_for, forward_logits, target_logits
 from workbench.distill.lora import is_peft, merge, with_lora
 from workbench.distill.methods import Method, method_for_config
 from workbench.distill.runfolder import RunFolder
@@ -69,8 +71,12 @@ class DistillTrainer(Trainer):
         self._part_count = 0
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        logits = forward_logits(model, inputs)
-        out = self.method.loss(logits, inputs, self.causal)
+        if self.method.needs_logits:
+            logits = forward_logits(model, inputs)
+            out = self.method.loss(logits, inputs, self.causal)
+        else:  # the output layer only where a target is predicted (causal students; see target_logits)
+            logits, targets, tasks = target_logits(model, inputs, self.causal)
+            out = self.method.target_loss(logits, targets, tasks)
         if model.training:
             for key, value in out.parts.items():  # kept on device until a log step: no sync per step
                 self._part_sums[key] = self._part_sums.get(key, 0.0) + value
@@ -212,15 +218,21 @@ class StopCallback(TrainerCallback):
 
 class EvalCallback(TrainerCallback):
     """Task accuracy (generation + the task's metric) every ``every`` steps and at the last step; optional early
-    stopping. A cancelled run is not evaluated on its way out."""
+    stopping. A cancelled run is not evaluated on its way out, and a cancel during an evaluation stops it within a
+    generated token: the run saves a checkpoint at that step and stops, as a cancel between steps does."""
 
     def __init__(self, evaluate: Callable[[], tuple[float | None, int]], every: int, log: MetricsLog, pace: Pace,
-                 patience: int | None = None, cancelled: Callable[[], bool] = lambda: False):
+                 patience: int | None = None, cancelled: Callable[[], bool] = lambda: False,
+                 on_cancel: Callable[[int], None] = lambda step: None):
         self.evaluate, self.every, self.log, self.pace, self.patience = evaluate, every, log, pace, patience
-        self.cancelled = cancelled
+        self.cancelled, self.on_cancel = cancelled, on_cancel
+        self._interrupted = False
         self.best = -math.inf
         self.bad_evals = 0
         self.history: list[tuple[int, float]] = []
+
+    def cancelled_now(self) -> bool:
+        return self._interrupted
 
     def on_step_end(self, args, state, control, **kwargs):
         last = state.global_step >= state.max_steps
@@ -229,11 +241,19 @@ class EvalCallback(TrainerCallback):
         if control.should_training_stop and not last:  # stopped early for another reason (early stop)
             return control
         started = time.monotonic()
-        acc, n = self.evaluate()
+        try:
+            acc, n = self.evaluate()
+        except Cancelled:
+            acc, n, self._interrupted = None, 0, True
         seconds = time.monotonic() - started
         self.pace.paused += seconds
         self.pace.eval_seconds += seconds
         self.pace.evaluations += 1
+        if acc is None and self.cancelled_now():
+            self.on_cancel(state.global_step)
+            control.should_save = True
+            control.should_training_stop = True
+            return control
         self.history.append((state.global_step, acc))
         self.log.write(Evaluation(step=state.global_step, accuracy=acc, seconds=round(seconds, 2), n=n))
         if acc is not None and acc > self.best:
@@ -252,10 +272,11 @@ class FitResult:
     trainer: DistillTrainer
     predictor: object  # predict.Predictor over the trained model
     steps: int
-    train_seconds: float
-    s_per_step: float | None
+    train_seconds: float  # wall time of trainer.train(), evaluations included
+    s_per_step: float | None  # training only
     stopped: bool
     eval_history: list
+    eval_seconds: float = 0.0
 
 
 def fit(session, *, progress: ProgressFn | None = None, should_stop: Callable[[], bool] | None = None,
@@ -270,7 +291,7 @@ def fit(session, *, progress: ProgressFn | None = None, should_stop: Callable[[]
     cfg, folder, task, student = session.cfg, session.folder, session.task, session.student
     method = method_for_config(cfg)
     prepare_for_training(student, cfg)
-    encoder = encoder_for(student, cfg)
+    encoder = encoder_for(student, cfg, session.meta["generation"].get("layout", "marker-first"))
     features = [encoder.encode(method, r, task.labels) for r in session.rows]
     dataset = datasets.Dataset.from_dict({k: [f[k] for f in features] for k in features[0]})
     collator = Collator(student.tokenizer.pad_token_id, student.is_causal,
@@ -286,8 +307,7 @@ def fit(session, *, progress: ProgressFn | None = None, should_stop: Callable[[]
     stop_cb = StopCallback(should_stop) if should_stop is not None else None
     if stop_cb:
         callbacks.append(stop_cb)
-    eval_cb = _eval_callback(cfg, task, predictor, log, pace, predict_examples,
-                             lambda: bool(stop_cb and stop_cb.stopped_at is not None))
+    eval_cb = _eval_callback(cfg, task, predictor, log, pace, predict_examples, stop_cb)
     if eval_cb:
         callbacks.append(eval_cb)
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -302,7 +322,8 @@ def fit(session, *, progress: ProgressFn | None = None, should_stop: Callable[[]
     done = trainer.state.global_step - first
     return FitResult(trainer, predictor, trainer.state.global_step, seconds,
                      round((seconds - pace.paused) / done, 4) if done > 0 else None,
-                     bool(stop_cb and stop_cb.stopped_at is not None), eval_cb.history if eval_cb else [])
+                     bool(stop_cb and stop_cb.stopped_at is not None), eval_cb.history if eval_cb else [],
+                     pace.eval_seconds)
 
 
 def prepare_for_training(student, cfg) -> None:
@@ -325,8 +346,8 @@ def save_final_model(trainer: Trainer, student, path: Path) -> None:
     trainer.save_model(str(path))
 
 
-def _eval_callback(cfg, task, predictor, log: MetricsLog, pace: Pace, predict_examples, cancelled
-                   ) -> EvalCallback | None:
+def _eval_callback(cfg, task, predictor, log: MetricsLog, pace: Pace, predict_examples,
+                   stop_cb: StopCallback | None) -> EvalCallback | None:
     if not cfg.eval_every:
         return None
     examples = task.examples("valid", cfg.eval_limit) if task.store is not None else []
@@ -334,9 +355,20 @@ def _eval_callback(cfg, task, predictor, log: MetricsLog, pace: Pace, predict_ex
         log.write(Note(message=f"task {task.name!r} has no valid split: no evaluation in training"))
         return None
 
+    def phase(done: int, total: int) -> None:  # progress only: phases are not part of metrics.jsonl
+        if log.main and log.progress is not None:
+            log.progress(Phase(name="evaluating", done=done, total=total))
+
     def evaluate() -> tuple[float | None, int]:
-        rows, _ = predict_examples(predictor, examples, task.answer_kind)
+        phase(0, len(examples))
+        rows, _ = predict_examples(predictor, examples, task.answer_kind, progress=phase,
+                                   should_stop=stop_cb.should_stop if stop_cb else None)
         return accuracy([r["label"] for r in rows], [r["gold"] for r in rows], task.answer_kind,
                         [r["parse_error"] for r in rows]), len(rows)
 
-    return EvalCallback(evaluate, cfg.eval_every, log, pace, cfg.early_stopping_patience, cancelled)
+    def on_cancel(step: int) -> None:
+        if stop_cb is not None:
+            stop_cb.stopped_at = step
+
+    return EvalCallback(evaluate, cfg.eval_every, log, pace, cfg.early_stopping_patience,
+                        lambda: bool(stop_cb and stop_cb.stopped_at is not None), on_cancel)

@@ -1,11 +1,8 @@
 """What ``serve-model`` serves: a checkpoint (through the ``hf`` teacher's loading and batched generation) or a
-trained run (with its method's task prefixes and number slots), and the batcher that generates requests arriving
-together as one batch."""
+trained run (with its method's task prefixes and number slots); :mod:`.batcher` generates for it."""
 
 from __future__ import annotations
 
-import asyncio
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +12,7 @@ from workbench.core.paths import inside
 from workbench.distill.methods import CAUSAL_SEP, Method, method_for_config
 from workbench.distill.numbers import NumberSlots, slots_for
 from workbench.distill.runfolder import RunFolder
-from workbench.rationales.teachers.hf import Completion, HFTeacher
+from workbench.rationales.teachers.hf import HFTeacher
 
 
 @dataclass
@@ -30,7 +27,7 @@ class ServedModel:
     def model_ids(self) -> list[str]:
         if self.method is None:
             return [self.name]
-        heads = ["label"] + (["rationale"] if self.method.rationale_source("") is not None else [])
+        heads = ["label"] + (["rationale"] if self.method.rationale_task is not None else [])
         return [self.name] + [f"{self.name}:{h}" for h in heads]
 
     def prepare(self, text: str, model: str | None) -> tuple[str, NumberSlots]:
@@ -78,52 +75,3 @@ def resolve_model(spec: str, workspace: str | Path | None = None, *, max_batch: 
     config = run.read_meta()["config"]
     return ServedModel(run.name, HFTeacher(str(run.model_dir), **opts), method_for_config(config),
                        "slots" if config.get("numbers") == "slots" else "text")
-
-
-class Batcher:
-    """Gathers requests that arrive within ``wait_s`` (up to ``max_batch``) and generates them as one batch;
-    one generation runs at a time, in a worker thread, so the event loop keeps accepting requests."""
-
-    def __init__(self, served: ServedModel, max_batch: int = 32, wait_s: float = 0.005):
-        self.served, self.max_batch, self.wait_s = served, max_batch, wait_s
-        self._queue: asyncio.Queue | None = None
-        self._worker: asyncio.Task | None = None
-
-    async def submit(self, text: str, params: tuple) -> Completion:
-        if self._worker is None:  # started on first use, inside the server's loop
-            self._queue = asyncio.Queue()
-            self._worker = asyncio.get_running_loop().create_task(self._loop())
-        future = asyncio.get_running_loop().create_future()
-        await self._queue.put((text, params, future))
-        return await future
-
-    async def _loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            items = [await self._queue.get()]
-            deadline = loop.time() + self.wait_s
-            while len(items) < self.max_batch and (left := deadline - loop.time()) > 0:
-                try:
-                    items.append(await asyncio.wait_for(self._queue.get(), left))
-                except asyncio.TimeoutError:
-                    break
-            groups: dict[tuple, list] = defaultdict(list)
-            for item in items:
-                groups[item[1]].append(item)
-            for params, group in groups.items():
-                await self._run(params, group)
-
-    async def _run(self, params: tuple, group: list) -> None:
-        n, temperature, top_p, max_tokens, stops, seed = params
-        texts = [text for text, _, _ in group]
-        try:
-            outs = await asyncio.to_thread(self.served.teacher.complete_rendered, texts, n=n, temperature=temperature,
-                                           top_p=top_p, max_new_tokens=max_tokens, stops=stops, seed=seed)
-        except Exception as err:  # a failed generation fails its requests (HTTP 500); the server lives on
-            for _, _, future in group:
-                if not future.done():
-                    future.set_exception(err)
-            return
-        for (_, _, future), out in zip(group, outs):
-            if not future.done():  # the client may have gone away
-                future.set_result(out)

@@ -16,15 +16,16 @@ import gradio as gr
 
 from workbench.builtin.recipe import form_defaults
 from workbench.core.errors import ConfigError, WorkbenchError
-from workbench.core.events import TrainingState
-from workbench.core.jobs import ACTIVE, cancel_job, job_status, list_jobs, read_log, start_job
+from workbench.core.events import TrainingState, state_from_dict
+from workbench.core.jobs import ACTIVE, cancel_job, job_status, list_jobs, queue_line, read_log, start_job
 from workbench.core.store import Store
 from workbench.distill.config import config_to_cli
+from workbench.distill.estimates import estimate_run
 from workbench.distill.forms import config_from_form, form_warnings, label_of, training_preview
 from workbench.distill.methods import METHODS
 from workbench.distill.numbers import NUMBER_MODES
 from workbench.distill.runfolder import RunFolder
-from workbench.distill.runs import check_resumable, estimate_seconds, list_runs, read_metrics
+from workbench.distill.runs import check_resumable, list_runs, read_metrics
 from workbench.distill.students import list_presets, recipe_for
 from workbench.rationales.trainingset import LABEL_SOURCES
 from workbench.results import plots
@@ -90,10 +91,12 @@ def on_form(store: Store, task, teacher, *values):
         cfg = config_from_form(form_values(task, teacher, *values))
     except ConfigError as err:
         return f"# {err}", f"⚠ {md_text(err)}"
-    est = estimate_seconds(store, cfg)
-    steps = cfg.resolved().steps
-    when = (f"about {fmt_duration(est)} for {steps:,} steps (from earlier runs here)" if est is not None
-            else "estimate after the first steps (no earlier run with these settings)")
+    try:  # before launch, every time: measured here, or a short calibration of the student (cached)
+        est = estimate_run(store, cfg, calibrate=True)
+        parts = ", ".join(f"{k} {fmt_duration(v)}" for k, v in est.parts.items() if v)
+        when = f"{est.describe()} for {cfg.resolved().steps:,} steps" + (f" ({parts})" if parts else "")
+    except WorkbenchError as err:
+        when = f"no estimate: {err}"
     warnings = "".join(f"  \n⚠ **{md_text(label_of(w.field))}:** {md_text(w.message)}"
                        for w in form_warnings(store, cfg))  # allowed, but almost surely a mistake
     return (f"workbench --workspace {store.workspace} " + config_to_cli(cfg).removeprefix("workbench "),
@@ -119,11 +122,11 @@ def latest_train_job(store: Store) -> dict | None:
     return first(list_jobs(store, "train"))
 
 
-def job_progress(job: dict | None) -> str:
+def job_progress(job: dict | None, store: Store | None = None) -> str:
     if job is None:
         return progress_html(0, [("no training yet", "")])
     progress = job.get("progress") or {}
-    state = TrainingState.from_dict(progress)
+    state = state_from_dict(progress)
     result = progress.get("result") or {}
     stats = [("run", state.run or result.get("run") or "–"), ("step", f"{state.step:,}/{state.steps or 0:,}"),
              ("loss", f"{state.loss:.3f}" if isinstance(state.loss, (int, float)) else "–"),
@@ -134,7 +137,11 @@ def job_progress(job: dict | None) -> str:
         stats += [(f"test accuracy ({result.get('n_test')})", fmt_pct(result.get("accuracy"))),
                   ("teacher, same test examples", fmt_pct(result.get("teacher_accuracy")))]
     status = job["status"] + (f": {job['error']}" if job.get("error") else "")
-    return progress_html(state.fraction, stats, f"{job['id']} {status}")
+    doing = ""
+    if job["status"] in ACTIVE:
+        doing = (queue_line(store, job) if store is not None else "queued") if job["status"] == "queued" \
+            else state.describe()
+    return progress_html(state.fraction, stats, f"{job['id']} {status}" + (f" · {doing}" if doing else ""))
 
 
 def runs_table(store: Store) -> list[list[str]]:
@@ -159,7 +166,7 @@ def on_poll(store: Store, shown: str | None):
     events = read_metrics(store, run) if run else []
     fig = plots.loss_curves(events, title=f"Run {run}") if events else plots.empty("no metrics yet")
     names = [r["name"] for r in list_runs(store)]
-    return (job_progress(job), read_log(store, job["id"], 15) if job else "", fig, runs_table(store),
+    return (job_progress(job, store), read_log(store, job["id"], 15) if job else "", fig, runs_table(store),
             gr.update(choices=names, value=run if run in names else None), gr.Timer(active=running),
             gr.Button(interactive=not running), gr.Button(interactive=running))
 
