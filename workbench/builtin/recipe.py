@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 
 from workbench.distill.config import TrainConfig
 from workbench.distill.students import recipe_for
+from workbench.distill.sweeps import SweepConfig
 
 
 @dataclass(frozen=True)
@@ -42,3 +43,10 @@ def form_defaults(student: str | None = None) -> dict:
     out.update(task=DEMO.task, method=DEMO.method, student=student, teacher=DEMO.teacher,
                **recipe_for(student).to_dict())
     return out
+
+
+# The classroom sweep: the paper's claim on the built-in hard word problems with the pretrained student, sized for
+# one class period on 2 CPU cores (bench/classroom.py measures it): standard vs dss at 32 and 128 rows, 2 epochs
+# each, three seeds (what a verdict needs), scored on the first 100 test problems. The Sweeps tab starts here.
+CLASSROOM_SWEEP = SweepConfig(task="wordproblems-hard", teacher="builtin", methods=("standard", "dss"),
+                              rows=(32, 128), students=("smollm2-135m",), epochs=2.0)

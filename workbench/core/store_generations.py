@@ -130,13 +130,19 @@ class GenerationTables:
         return [dict(r) for r in rows]
 
     def latest_generations(self, task: str, teacher: str, template_hash: str | None = None,
-                           split: str | None = None) -> list[dict]:
-        """Per example: the example joined with the teacher's latest generation and the latest edit."""
+                           split: str | None = None, unless_template_has: str | None = None) -> list[dict]:
+        """Per example: the example joined with the teacher's latest generation and the latest edit.
+
+        ``unless_template_has``: only generations whose prompt template does not contain this text (the gold
+        answer's placeholder: answers written with the answer in view are never a teacher's accuracy)."""
         sql = """
         WITH g AS (
             SELECT * FROM generations WHERE id IN (
                 SELECT MAX(id) FROM generations WHERE task = :task AND teacher = :teacher
-                AND (:hash IS NULL OR template_hash = :hash) AND error IS NULL GROUP BY example_id)),
+                AND (:hash IS NULL OR template_hash = :hash) AND error IS NULL
+                AND (:hidden IS NULL OR template_hash NOT IN (
+                    SELECT hash FROM templates WHERE instr(text, :hidden) > 0))
+                GROUP BY example_id)),
         e AS (SELECT * FROM edits WHERE id IN (
                 SELECT MAX(id) FROM edits WHERE generation_id IN (SELECT id FROM g) GROUP BY generation_id))
         SELECT x.id AS example_id, x.split, x.idx, x.input, x.label AS gold, x.fields,
@@ -148,7 +154,8 @@ class GenerationTables:
         WHERE x.task = :task AND (:split IS NULL OR x.split = :split)
         ORDER BY x.split, x.idx
         """
-        rows = self.conn.execute(sql, {"task": task, "teacher": teacher, "hash": template_hash, "split": split})
+        rows = self.conn.execute(sql, {"task": task, "teacher": teacher, "hash": template_hash, "split": split,
+                                       "hidden": unless_template_has})
         out = []
         for r in rows:
             d = dict(r)

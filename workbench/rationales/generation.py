@@ -9,8 +9,11 @@ request can work at all, and :func:`plan_request` what it will send; the app, th
 the sentence shown before launch is the plan the job runs (:func:`run_request`). Progress is reported per batch and,
 for a teacher that generates token by token, per token with an ETA; a cancel stops it within a decoding step.
 
->>> summary = generate_rationales(store, task, get_teacher("builtin"), limit=50)   # doctest: +SKIP
->>> summary["parsed"], summary["parse_errors"]                                     # doctest: +SKIP
+>>> summary = generate_rationales(store, task, get_teacher("builtin"), limit=20)
+>>> summary["generated"], summary["parsed"], summary["parse_errors"]      # the builtin teacher errs on purpose
+(20, 19, 1)
+>>> generate_rationales(store, task, get_teacher("builtin"), limit=20)["generated"]    # resumed: nothing to ask
+0
 """
 
 from __future__ import annotations
@@ -354,9 +357,15 @@ def answer_one(store: Store, task: Task, teacher: Teacher, text: str,
 
 def teacher_accuracy(store: Store, task: Task, teacher_id: str, template_hash: str | None = None,
                      split: str = "train", limit: int | None = None) -> float | None:
-    """Accuracy of the teacher's latest answers against gold (parse errors count as wrong); None without gold."""
+    """Accuracy of the teacher's latest answers against gold (parse errors count as wrong); None without gold.
+
+    Only answers written without the gold answer in view count: a rationalizing template (or any template that
+    shows ``{answer}``) makes answers that copy the key, which are never a teacher's accuracy, on any split."""
+    from workbench.data.prompts import ANSWER
+
     ids = {e.id for e in store.examples(task.name, split, limit)}
-    rows = [r for r in store.latest_generations(task.name, teacher_id, template_hash, split) if r["example_id"] in ids]
+    rows = [r for r in store.latest_generations(task.name, teacher_id, template_hash, split, unless_template_has=ANSWER)
+            if r["example_id"] in ids]
     return accuracy([r["teacher_label"] for r in rows], [r["gold"] for r in rows], task.answer_kind,
                     [r["parse_error"] for r in rows])
 

@@ -19,10 +19,12 @@ import time
 from workbench.core.errors import RunError
 from workbench.core.store import Store
 from workbench.data.metrics import METRICS, accuracy, check_steps
+from workbench.data.prompts import ANSWER
 from workbench.distill.predict import load_run
 from workbench.distill.runfolder import RunFolder
 from workbench.rationales.generation import ensure_answers
 from workbench.rationales.suggest import suggest_teacher
+from workbench.results.verdict import versus_teacher
 
 # Example-by-example views: name → which rows of a comparison it keeps.
 FILTERS = {
@@ -71,6 +73,8 @@ def compare(store: Store, run: str, limit: int | None = None, *, generate_teache
     out = {"run": run, "task": task["name"], "teacher": teacher, "teacher_split": "test",
            "teacher_is_the_runs": bool(meta.get("teacher")), "n": len(rows), "rows": rows,
            **_summary(rows, task["answer_kind"]), "student_parameters": meta["student"]["parameters"], "note": note}
+    verdict = versus_teacher(rows)  # how sure "the student beats its teacher" is, in one computed sentence
+    out["verdict"] = verdict.to_dict() if verdict else None
     if measure_latency and rows:
         out.update(_latency(store, run, [r["input"] for r in rows]))
     return out
@@ -86,7 +90,8 @@ def _teacher_answers(store: Store, task: str, teacher: str | None, generate: boo
     if teacher is None:
         return {}, "no teacher has answered this task's test split, and none can answer it for free"
     note = ensure_answers(store, task, teacher, split="test", ask_free=generate)
-    rows = store.latest_generations(task, teacher, split="test")
+    # Answers written with the gold answer in view (rationalization) copy the key: never the teacher's figure.
+    rows = store.latest_generations(task, teacher, split="test", unless_template_has=ANSWER)
     return {r["example_id"]: r for r in rows}, note
 
 

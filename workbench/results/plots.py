@@ -90,9 +90,10 @@ def accuracy_bars(accuracies: dict[str, float | None], teacher: float | None = N
 
 
 def size_vs_accuracy(points: Sequence[dict], teacher: float | None = None,
-                     title: str = "Model size vs accuracy") -> go.Figure:
+                     title: str = "Model size vs accuracy", teacher_label: str = "teacher") -> go.Figure:
     """The paper's size figure. ``points``: dicts with ``method``, ``params``, ``accuracy`` (and ``run``)."""
-    return method_lines(points, "params", teacher, title, dict(title="student parameters", type="log"))
+    return method_lines(points, "params", teacher, title, dict(title="student parameters", type="log"),
+                        teacher_label)
 
 
 def fraction_vs_accuracy(points: Sequence[dict], teacher: float | None = None,
@@ -104,15 +105,47 @@ def fraction_vs_accuracy(points: Sequence[dict], teacher: float | None = None,
 
 
 def rows_vs_accuracy(points: Sequence[dict], teacher: float | None = None,
-                     title: str = "Training rows vs accuracy") -> go.Figure:
+                     title: str = "Training rows vs accuracy", teacher_label: str = "teacher") -> go.Figure:
     """The paper's data-efficiency figure by number of training rows (log axis). ``points``: ``method``, ``rows``,
     ``accuracy``; several seeds at one point are drawn as their mean with the spread as an error bar."""
-    return method_lines(points, "rows", teacher, title, dict(title="training rows", type="log"))
+    return method_lines(points, "rows", teacher, title, dict(title="training rows", type="log"), teacher_label)
 
 
-def method_lines(points: Sequence[dict], x: str, teacher: float | None, title: str, xaxis: dict) -> go.Figure:
+def seconds_vs_accuracy(points: Sequence[dict], teacher: float | None = None, title: str = "Training time vs "
+                        "accuracy", teacher_label: str = "teacher") -> go.Figure:
+    """What a method costs for what it gives: one line per method through its sizes, each point at the mean
+    training seconds and mean accuracy of that size's runs (``points``: ``method``, ``rows``, ``seconds``,
+    ``accuracy``), the spread over seeds as error bars both ways."""
+    fig = go.Figure()
+    for method in dict.fromkeys(p["method"] for p in points):
+        by_size: dict = {}
+        for p in points:
+            if p["method"] == method and p.get("accuracy") is not None and p.get("seconds") is not None:
+                by_size.setdefault(p["rows"], []).append(p)
+        sizes = sorted(by_size)
+        xs = [sum(q["seconds"] for q in by_size[r]) / len(by_size[r]) for r in sizes]
+        ys = [sum(q["accuracy"] for q in by_size[r]) / len(by_size[r]) for r in sizes]
+        fig.add_trace(go.Scatter(
+            x=xs, y=ys, mode="lines+markers", name=method, line=dict(color=method_color(method)),
+            error_y=dict(type="data", symmetric=False, visible=True,
+                         array=[max(q["accuracy"] for q in by_size[r]) - y for r, y in zip(sizes, ys)],
+                         arrayminus=[y - min(q["accuracy"] for q in by_size[r]) for r, y in zip(sizes, ys)]),
+            error_x=dict(type="data", symmetric=False, visible=True,
+                         array=[max(q["seconds"] for q in by_size[r]) - x for r, x in zip(sizes, xs)],
+                         arrayminus=[x - min(q["seconds"] for q in by_size[r]) for r, x in zip(sizes, xs)]),
+            text=[f"{r:,} rows, {len(by_size[r])} run(s)" for r in sizes]))
+    if teacher is not None:
+        fig.add_hline(y=teacher, line_dash="dash", line_color=TEACHER_COLOR, annotation_text=teacher_label)
+    fig.update_layout(title=title, xaxis=dict(title="training seconds per run (log)", type="log"),
+                      yaxis=dict(title="accuracy", range=[0, 1.05]), **_LAYOUT)
+    return fig
+
+
+def method_lines(points: Sequence[dict], x: str, teacher: float | None, title: str, xaxis: dict,
+                 teacher_label: str = "teacher") -> go.Figure:
     """One line per method over ``x``: the mean accuracy of the points at each x, with the spread (min to max) as
-    an error bar when there are several (seeds); the teacher as a dashed reference line."""
+    an error bar when there are several (seeds); the teacher as a dashed reference line (``teacher_label`` says
+    which answers its figure uses)."""
     fig = go.Figure()
     for method in dict.fromkeys(p["method"] for p in points):
         by_x: dict = {}
@@ -127,7 +160,7 @@ def method_lines(points: Sequence[dict], x: str, teacher: float | None, title: s
                          arrayminus=[m - min(by_x[v]) for v, m in zip(xs, means)], visible=True),
             text=[f"{len(by_x[v])} run(s)" for v in xs]))
     if teacher is not None:
-        fig.add_hline(y=teacher, line_dash="dash", line_color=TEACHER_COLOR, annotation_text="teacher")
+        fig.add_hline(y=teacher, line_dash="dash", line_color=TEACHER_COLOR, annotation_text=teacher_label)
     fig.update_layout(title=title, xaxis=xaxis, yaxis=dict(title="accuracy", range=[0, 1.05]), **_LAYOUT)
     return fig
 

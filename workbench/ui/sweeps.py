@@ -1,31 +1,30 @@
-"""Tab 5, Sweeps: the paper's two figures from the user's own runs — accuracy vs training rows (one line per method,
-mean and spread over seeds, the teacher as a reference line) and accuracy vs student size.
+"""Tab 5, Sweeps: the paper's claim from the user's own runs — accuracy vs training rows (one line per method, mean
+and spread over seeds, the teacher as a reference line), accuracy vs training seconds, accuracy vs student size —
+and a verdict per size that says how sure it is.
 
-A sweep is a saved object of the workspace (:mod:`workbench.distill.sweeps`): its cells run one at a time as one
-background job, the figures fill in as cells finish, and reopening the page shows the sweep where it is. The form
-says before launch how many cells and steps it holds and, from earlier runs here, how long it will take.
+The form starts from the classroom sweep (:data:`workbench.builtin.recipe.CLASSROOM_SWEEP`); its text becomes a
+:class:`~workbench.distill.sweeps.SweepConfig` through :func:`workbench.distill.sweep_form.sweep_from_form`, and
+before launch it says how long the grid will take (:func:`~workbench.distill.sweeps.estimate_sweep`: measured
+here, or a short calibration). What the tab shows of a sweep is a :class:`~workbench.results.sweep_report.
+SweepReport`; this module only lays it out. Cells run one at a time as one background job (queued behind any other
+heavy job); reopening the page shows the sweep where it is, with the form holding that sweep's own settings.
 """
 
 from __future__ import annotations
 
 import gradio as gr
 
-from workbench.core.errors import ConfigError
-from workbench.core.jobs import ACTIVE, cancel_job, job_status, read_log
+from workbench.builtin.recipe import CLASSROOM_SWEEP
+from workbench.core.errors import ConfigError, WorkbenchError
+from workbench.core.jobs import ACTIVE, cancel_job
 from workbench.core.store import Store
+from workbench.data.tasks import list_tasks
 from workbench.distill.methods import METHODS
 from workbench.distill.students import list_presets
-from workbench.distill.sweeps import (
-    SweepConfig,
-    estimate_sweep,
-    list_sweeps,
-    load_sweep,
-    start_sweep,
-    sweep_job,
-    sweep_points,
-    sweep_status,
-)
-from workbench.results import plots
+from workbench.distill.sweep_form import FIELDS, form_values, sweep_from_form
+from workbench.distill.sweeps import estimate_sweep, list_sweeps, load_sweep, start_sweep, sweep_job
+from workbench.results.sweep_report import TIME_PARTS, sweep_report
+from workbench.results.verdict import one_seed_caveat
 from workbench.ui.common import (
     bind,
     edge,
@@ -38,57 +37,38 @@ from workbench.ui.common import (
     user_error,
 )
 
-CELL_HEADERS = ["run", "student", "method", "rows", "seed", "status", "accuracy (test)", "seconds"]
-CELL_WIDTHS = ["34%", "12%", "8%", "8%", "6%", "10%", "12%", "10%"]
+CELL_HEADERS = ["run", "student", "method", "rows", "seed", "status", "accuracy (test)", "steps", "load s",
+                "train s", "eval s", "score s", "save s"]
+CELL_WIDTHS = ["26%", "10%", "7%", "6%", "5%", "9%", "9%", "5%", "5%", "6%", "5%", "5%", "5%"]
 HIDDEN = {"show_progress": "hidden"}
 
 
-def _numbers(text: str, kind, label: str) -> tuple:
-    try:
-        return tuple(kind(x) for x in (text or "").replace(" ", "").split(",") if x)
-    except ValueError:
-        raise ConfigError(f"{label}: write numbers separated by commas, e.g. 16, 64, 256 (not {text!r})") from None
-
-
-def _optional(text, kind, label: str):
-    text = ("" if text is None else str(text)).strip()
-    if not text:
-        return None
-    try:
-        return kind(text)
-    except ValueError:
-        raise ConfigError(f"{label}: {text!r} is not a number (leave it blank for the default)") from None
-
-
-def form_sweep(task, teacher, methods, sizes, size_kind, seeds, students, steps, epochs, name) -> SweepConfig:
-    """The form's values as a checked SweepConfig (a mistake names its field)."""
-    if not task:
-        raise ConfigError("Task: pick a task in the Task & teacher tab first")
-    counts = _numbers(sizes, float if size_kind == "fractions" else int, "Training-set sizes")
-    return SweepConfig(task=task, teacher=teacher or None, methods=tuple(methods or ()),
-                       rows=counts if size_kind == "rows" else (), fractions=counts if size_kind == "fractions" else (),
-                       seeds=_numbers(seeds, int, "Seeds") or (0,), students=tuple(students or ()),
-                       steps=_optional(steps, int, "Steps per cell"), epochs=_optional(epochs, float, "Epochs per cell"),
-                       name=(name or "").strip() or None)
+def _values(*values) -> dict:
+    return dict(zip(FIELDS, values))
 
 
 @edge
 def on_estimate(store: Store, *values) -> str:
+    """Before launch: cells, steps, the time it will take (a range, and from what), what the seeds can show."""
     try:
-        sweep = form_sweep(*values)
+        sweep = sweep_from_form(_values(*values))
         e = estimate_sweep(store, sweep)
-    except ConfigError as err:
+    except WorkbenchError as err:
         return f"⚠ {md_text(err)}"
-    when = (f"about {fmt_duration(e['seconds'])}" + (f" plus {e['unknown_cells']} cells with no earlier run to time"
-                                                       if e["unknown_cells"] else "")
-            if e["seconds"] else "unknown until the first cells have run here")
-    return (f"**{e['cells']} runs**, {e['steps']:,} steps in all, one at a time · {when} · the teacher's training "
-            f"set has {e['available_rows']:,} rows")
+    parts = " · ".join(f"{k} {fmt_duration(v)}" for k, v in e["parts"].items() if v)
+    limit = e["test_limit"]
+    tests = (f"every cell is scored on the first {limit} test examples (the same ones, so methods compare example "
+             "by example; set *Test examples* to change it)" if limit else "every cell is scored on the whole test "
+             "split")
+    caveat = one_seed_caveat(len(sweep.seeds))
+    return (f"**{e['cells']} runs**, {e['steps']:,} steps in all, one at a time · **{md_text(e['text'])}**"
+            + (f" ({parts})" if parts else "") + f"  \n{tests}; the teacher's training set has "
+            f"{e['available_rows']:,} rows" + (f"  \n⚠ {md_text(caveat)}" if caveat else ""))
 
 
 @edge
 def on_start(store: Store, *values):
-    name, job = start_sweep(store, form_sweep(*values))
+    name, _ = start_sweep(store, sweep_from_form(_values(*values)))
     info(f"Sweep {name} started; it keeps running if you close the page.")
     return gr.update(choices=list_sweeps(store), value=name), gr.Timer(active=True)
 
@@ -107,62 +87,90 @@ def on_cancel(store: Store, name: str | None):
     job = sweep_job(store, name) if name else None
     if job is not None and job["status"] in ACTIVE:
         cancel_job(store, job["id"])
-        info("Cancelling: the cell in training saves a checkpoint; the sweep can be resumed.")
+        info("Cancelling: it stops within seconds; the cell in progress can be resumed, done cells are kept.")
 
 
-def figures(status: dict):
-    points = sweep_points(status)
-    teacher = status["teacher_accuracy"]
-    gap = plots.curve_gap(points, "rows", "training-set sizes")
-    data = (plots.empty(f"Training rows vs accuracy: {gap}") if gap else
-            plots.rows_vs_accuracy(points, teacher=teacher, title="Training rows vs accuracy (mean, spread over seeds)"))
-    gap = plots.curve_gap(points, "params", "student sizes")
-    size = plots.empty(f"Student size vs accuracy: {gap}") if gap else plots.size_vs_accuracy(points, teacher=teacher)
-    return data, size
+def cell_rows(report) -> list[list[str]]:
+    return [[c["run"], c["student"], c["method"], f"{c['rows']}", str(c["seed"]), c["status"], fmt_pct(c["accuracy"]),
+             str(c["steps"] or ""), *[fmt_duration(c[k]) if c[k] else "" for k in TIME_PARTS]] for c in report.cells]
 
 
-def cell_rows(status: dict) -> list[list[str]]:
-    return [[c["run"], c["student"], c["method"], f"{c['training_rows'] or c['rows'] or c['fraction']}", str(c["seed"]),
-             c["status"], fmt_pct(c["accuracy"]), fmt_duration(c["train_seconds"])] for c in status["cells"]]
+def verdict_md(report) -> str:
+    if not report.verdicts:
+        return ("*The verdict appears once both methods have finished a size with the same seed.*"
+                if report.status["done"] < report.status["total"] else "*No two methods to compare.*")
+    lines = [f"- {md_text(v.sentence)}" for v in report.verdicts]
+    if report.caveat:
+        lines.append(f"\n⚠ {md_text(report.caveat)}")
+    return "**What the sweep shows** (paired bootstrap over seeds and test examples; see About)\n\n" + "\n".join(lines)
 
 
 def on_poll(store: Store, name: str | None):
-    """Timer tick (and page load): the sweep's cells, progress, log and figures."""
+    """Timer tick (and page load): the shown sweep's state, verdicts, figures and cells; Start is off while it runs."""
     if not name:
-        empty = plots.empty("no sweep yet: fill in the form and start one")
-        return progress_html(0, [("no sweep yet", "")]), "", [], empty, empty, gr.Timer(active=False)
-    load_sweep(store, name)
-    status = sweep_status(store, name)
-    job = status["job"]
-    if job is not None and job["status"] in ACTIVE:
-        job = job_status(store, job["id"])
-    running = job is not None and job["status"] in ACTIVE
-    stats = [("cells done", f"{status['done']}/{status['total']}"),
-             ("teacher (test)", fmt_pct(status["teacher_accuracy"]))]
-    state = "complete" if status["done"] == status["total"] else (job["status"] if job else "not started")
-    head = f"{name} · {state}" + (f": {job['error']}" if job and job.get("error") and not running else "")
-    bar = progress_html(status["done"] / max(1, status["total"]), stats, head)
-    data, size = figures(status)
-    return bar, read_log(store, job["id"], 12) if job else "", cell_rows(status), data, size, gr.Timer(active=running)
+        from workbench.results import plots
+
+        empty = plots.empty("no sweep yet: the form above starts one")
+        return (progress_html(0, [("no sweep yet", "")]), "", empty, empty, empty, [], gr.Timer(active=False),
+                gr.update(interactive=True))
+    try:
+        report = sweep_report(store, name)
+    except ConfigError as err:  # an unreadable sweep.json: say so, keep the tab alive
+        from workbench.results import plots
+
+        broken = plots.empty(str(err))
+        return (progress_html(0, [("unreadable", "")], md_text(err)), "", broken, broken, broken, [],
+                gr.Timer(active=False), gr.update(interactive=True))
+    stats = [("cells done", f"{report.status['done']}/{report.status['total']}"),
+             (f"teacher (test, {report.status['test_limit'] or 'all'})", fmt_pct(report.teacher_accuracy))]
+    bar = progress_html(report.status["done"] / max(1, report.status["total"]), stats,
+                        f"{name} · {report.task} · {report.state_line}")
+    rows, seconds, size = report.figures()
+    return (bar, verdict_md(report), rows, seconds, size, cell_rows(report), gr.Timer(active=report.running),
+            gr.update(interactive=not report.running))
+
+
+def on_show(store: Store, name: str | None):
+    """The shown sweep's own settings in the form (after a reload, or when another sweep is picked)."""
+    try:
+        values = form_values(load_sweep(store, name)) if name else None
+    except ConfigError:
+        values = None
+    if values is None:
+        return [gr.update() for _ in FIELDS]
+    return [gr.update(value=values[f]) for f in FIELDS]
 
 
 def render(store: Store, demo: gr.Blocks, sel) -> None:
-    """Lay out the tab and wire its events. ``sel``: the Task & teacher tab's selection (task and teacher)."""
+    """Lay out the tab and wire its events (``sel``, the first tab's selection, is not used: a sweep names its own
+    task and teacher)."""
     intro("Does a rationale let a small model learn with less data? Train a grid — methods × training-set sizes × "
-          "students × seeds — on the task and teacher of the first tab, and watch the paper's figures fill in. "
-          "Runs go one at a time in the background; a saved sweep can be reopened or resumed any time.")
+          "students × seeds — and watch the paper's figures fill in, with a verdict per size that says how sure it "
+          "is. The form starts from the classroom sweep (SmolLM2-135M on the hard word problems, 3 seeds).")
+    start_values = form_values(CLASSROOM_SWEEP)
     students = [p["name"] for p in list_presets()]
+    tasks = [t["name"] for t in list_tasks(store)]
     with gr.Row():
-        methods = gr.CheckboxGroup(METHODS.names(), value=["standard", "dss"], label="Methods", elem_id="sw-methods")
-        size_kind = gr.Radio(["rows", "fractions"], value="rows", label="Sizes given as", elem_id="sw-size-kind")
-        sizes = gr.Textbox("32, 128, 512", label="Training-set sizes (comma-separated)", elem_id="sw-sizes")
-        seeds = gr.Textbox("0, 1", label="Seeds", elem_id="sw-seeds")
+        task = gr.Dropdown(tasks, value=start_values["task"], label="Task", elem_id="sw-task",
+                           allow_custom_value=True)
+        teacher = gr.Textbox(start_values["teacher"], label="Teacher (whose rationales and labels every cell uses)",
+                             elem_id="sw-teacher")
+        methods = gr.CheckboxGroup(METHODS.names(), value=start_values["methods"], label="Methods",
+                                   elem_id="sw-methods")
     with gr.Row():
-        chosen = gr.Dropdown(students, value=["tiny"], multiselect=True, label="Students (sizes)",
+        size_kind = gr.Radio(["rows", "fractions"], value=start_values["size_kind"], label="Sizes given as",
+                             elem_id="sw-size-kind")
+        sizes = gr.Textbox(start_values["sizes"], label="Training-set sizes (comma-separated)", elem_id="sw-sizes")
+        seeds = gr.Textbox(start_values["seeds"], label="Seeds (3 show whether a difference is a lucky seed's)",
+                           elem_id="sw-seeds")
+        chosen = gr.Dropdown(students, value=start_values["students"], multiselect=True, label="Students (sizes)",
                              elem_id="sw-students", allow_custom_value=True)
-        steps = gr.Textbox("300", label="Steps per cell (blank: the student's recipe)", elem_id="sw-steps")
-        epochs = gr.Textbox("", label="…or epochs per cell (the same passes over the rows in every cell)",
+    with gr.Row():
+        epochs = gr.Textbox(start_values["epochs"], label="Epochs per cell (the same passes over the rows)",
                             elem_id="sw-epochs")
+        steps = gr.Textbox(start_values["steps"], label="…or steps per cell", elem_id="sw-steps")
+        test_limit = gr.Textbox(start_values["test_limit"], label="Test examples (blank: 100 for a pretrained "
+                                "student, all otherwise)", elem_id="sw-test-limit")
         name = gr.Textbox("", label="Sweep name (optional)", elem_id="sw-name")
     estimate = gr.Markdown(elem_id="sw-estimate")
     with gr.Row():
@@ -171,30 +179,34 @@ def render(store: Store, demo: gr.Blocks, sel) -> None:
     with gr.Row():
         shown = gr.Dropdown(list_sweeps(store), value=(list_sweeps(store) or [None])[0], label="Sweep shown",
                             scale=3, elem_id="sw-shown")
-        resume = gr.Button("Resume this sweep", size="sm", scale=1)
+        resume = gr.Button("Resume this sweep", size="sm", scale=1, elem_id="sw-resume")
     progress = gr.HTML(elem_id="sw-progress")
+    verdict = gr.Markdown(elem_id="sw-verdict")
     with gr.Row():
         data = gr.Plot(label="Training rows vs accuracy", elem_id="sw-data")
-        size = gr.Plot(label="Student size vs accuracy", elem_id="sw-size")
+        cost = gr.Plot(label="Training seconds vs accuracy", elem_id="sw-seconds")
+    size = gr.Plot(label="Student size vs accuracy", elem_id="sw-size")
     cells = gr.Dataframe(headers=CELL_HEADERS, datatype="str", interactive=False, wrap=True, max_height=360,
-                         label="Cells", column_widths=CELL_WIDTHS, elem_classes=["wb-table"], elem_id="sw-cells")
-    with gr.Accordion("Job log", open=False):
-        log = gr.Code(language=None, lines=8, interactive=False)
+                         label="Cells (seconds per phase)", column_widths=CELL_WIDTHS, elem_classes=["wb-table"],
+                         elem_id="sw-cells")
     timer = gr.Timer(2.0, active=False)
 
-    form = [sel.task, sel.teacher, methods, sizes, size_kind, seeds, chosen, steps, epochs, name]
+    form = [task, teacher, methods, size_kind, sizes, chosen, seeds, steps, epochs, test_limit, name]
     poll = bind(on_poll, store)
-    poll_out = [progress, log, cells, data, size, timer]
+    poll_out = [progress, verdict, data, cost, size, cells, timer, start]
     for comp in form:
         comp.change(bind(on_estimate, store), form, estimate, api_visibility="private", **HIDDEN)
     start.click(bind(on_start, store), form, [shown, timer], api_name="sweep", **HIDDEN).then(
         poll, shown, poll_out, api_visibility="private", **HIDDEN)
     resume.click(bind(on_resume, store), shown, timer, api_visibility="private", **HIDDEN).then(
         poll, shown, poll_out, api_visibility="private", **HIDDEN)
-    cancel.click(bind(on_cancel, store), shown, None, api_visibility="private", **HIDDEN)
-    shown.change(poll, shown, poll_out, api_visibility="private", **HIDDEN)
+    cancel.click(bind(on_cancel, store), shown, None, api_visibility="private", **HIDDEN).then(
+        poll, shown, poll_out, api_visibility="private", **HIDDEN)
+    shown.input(bind(on_show, store), shown, form, api_visibility="private", **HIDDEN).then(
+        poll, shown, poll_out, api_visibility="private", **HIDDEN)
     timer.tick(poll, shown, poll_out, api_visibility="private", **HIDDEN)
     demo.load(lambda cur: gr.update(choices=list_sweeps(store), value=cur or (list_sweeps(store) or [None])[0]),
               shown, shown, api_visibility="private", **HIDDEN).then(
+        bind(on_show, store), shown, form, api_visibility="private", **HIDDEN).then(
         poll, shown, poll_out, api_visibility="private", **HIDDEN).then(
         bind(on_estimate, store), form, estimate, api_visibility="private", **HIDDEN)
