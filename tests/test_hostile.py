@@ -525,7 +525,7 @@ def test_max_tokens_zero_is_refused_not_turned_into_128(served_run):
     from workbench.serving.app import sampling_params
 
     assert sampling_params({})[3] == 128  # omitted: the default
-    with pytest.raises(ValueError, match="max_tokens must be a whole number from 1 to 4096, not 0"):
+    with pytest.raises(ValueError, match="max_tokens must be a whole number from 1 to 1024, not 0"):
         sampling_params({"max_tokens": 0})
     assert _post(served_run[1], {"prompt": "x", "max_tokens": 200}).status_code == 400  # more than 128 positions
 

@@ -36,9 +36,28 @@ def register(sub) -> None:
     p.add_argument("--threads", type=threads, default=0,
                    help=threads.help("CPU threads for torch (default: torch's choice; 1 is fastest for tiny models "
                                      "on a busy CPU)"))
+    _limit_flags(p)
     # Fault injection for tests: 'fail_500=3,rate_limit=2,retry_after=1,slow=1,drop=1,garbage=1,empty=1'.
     p.add_argument("--faults", default="", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_serve_model)
+
+
+def _limit_flags(p) -> None:
+    """What one request may ask for and how much the server holds at once (memory stays bounded); the defaults
+    and the reasons for them are in :mod:`workbench.serving.limits`."""
+    from workbench.serving import limits as lim
+
+    size = Bounds(1, lim.CEILING)
+    for flag, default, text in (
+            ("--max-prompt-tokens", lim.MAX_PROMPT_TOKENS, "prompt tokens one request may hold, after the chat "
+             "template; more is HTTP 413"),
+            ("--max-tokens", lim.MAX_TOKENS, "the longest answer (max_tokens) a request may ask for; more is HTTP "
+             "400 (batches run to their end: a long answer holds other clients back)"),
+            ("--max-n", lim.MAX_N, "samples of one prompt (n) a request may ask for; more is HTTP 400"),
+            ("--max-tokens-in-flight", lim.MAX_TOKENS_IN_FLIGHT, "token positions, (prompt + max_tokens) × n, "
+             "held at once by the requests queued or generating (~45 KB each for SmolLM2-135M); a request that can "
+             "never fit is HTTP 413, one that does not fit now 429 with Retry-After")):
+        p.add_argument(flag, type=size, default=default, help=size.help(f"{text} (default {default:,})"))
 
 
 def cmd_serve(args) -> None:
@@ -66,8 +85,11 @@ def cmd_serve(args) -> None:
 
 
 def cmd_serve_model(args) -> None:
+    from workbench.core import offline
+
+    offline.apply()  # a catalog name (smollm2-135m) is its converted folder, never the hub, unless --online
     from workbench.core.errors import ConfigError
-    from workbench.serving import FaultPlan, serve
+    from workbench.serving import FaultPlan, Limits, serve
 
     if not 0 < args.port < 65536 or args.max_batch < 1 or args.latency_ms < 0 or args.max_input_tokens < 0:
         raise ConfigError("--port must be 1..65535, --max-batch at least 1, --latency-ms and --max-input-tokens "
@@ -86,4 +108,5 @@ def cmd_serve_model(args) -> None:
 
     serve(args.model, host=args.host, port=args.port, workspace=args.workspace, latency_ms=args.latency_ms,
           faults=faults, max_batch=args.max_batch, announce=announce,
+          limits=Limits(args.max_prompt_tokens, args.max_tokens, args.max_n, args.max_tokens_in_flight),
           options={"max_input_tokens": str(args.max_input_tokens)} if args.max_input_tokens > 0 else None)

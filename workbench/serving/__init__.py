@@ -1,9 +1,16 @@
 """``workbench serve-model``: a checkpoint or a trained run behind an OpenAI-compatible endpoint (127.0.0.1 by
-default), with deterministic fault injection for tests (see :mod:`.app`)."""
+default), with bounded memory (:mod:`.limits`) and deterministic fault injection for tests (see :mod:`.app`).
 
-from workbench.serving.app import create_app
-from workbench.serving.faults import FaultPlan
-from workbench.serving.model import ServedModel, resolve_model
-from workbench.serving.server import ServerThread, serve
+Names are imported on first use, so the CLI can read :mod:`.limits` for its ``--help`` without loading FastAPI."""
 
-__all__ = ["FaultPlan", "ServedModel", "ServerThread", "create_app", "resolve_model", "serve"]
+from importlib import import_module
+
+_EXPORTS = {"FaultPlan": "faults", "Limits": "limits", "ServedModel": "model", "ServerThread": "server",
+            "create_app": "app", "resolve_model": "model", "serve": "server"}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)

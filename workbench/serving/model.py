@@ -23,6 +23,7 @@ class ServedModel:
     teacher: HFTeacher
     method: Method | None = None  # for runs: their method's task prefixes
     numbers: str = "text"  # a run trained with number slots: inputs slotted, answers mapped back
+    layout: str = "marker-first"  # where a run's encoder put its task markers (runs record it)
 
     def model_ids(self) -> list[str]:
         if self.method is None:
@@ -30,24 +31,31 @@ class ServedModel:
         heads = ["label"] + (["rationale"] if self.method.rationale_task is not None else [])
         return [self.name] + [f"{self.name}:{h}" for h in heads]
 
-    def prepare(self, text: str, model: str | None) -> tuple[str, NumberSlots]:
-        """The model's input for ``text`` and the number slots that map its answer back."""
+    def prepare(self, text: str, model: str | None) -> tuple[tuple[str, str, str], NumberSlots]:
+        """The model's input for ``text`` as (before, text, after) — the server cuts only the middle — and the
+        number slots that map its answer back."""
         slots = slots_for(self.numbers, text)
-        return self.source(slots.encode(text), model), slots
+        return self.parts(slots.encode(text), model), slots
 
     def source(self, text: str, model: str | None) -> str:
-        """The model's input for ``text``: a run's task prefix (``model`` ending in ``:rationale`` or ``:label``)."""
+        """The model's input for ``text``: for a run, its task marker (``model`` ending in ``:rationale`` or
+        ``:label``) where the run put it, and a decoder-only student's separator last."""
+        return "".join(self.parts(text, model))
+
+    def parts(self, text: str, model: str | None) -> tuple[str, str, str]:
         if self.method is None:
-            return text
+            return "", text, ""
         head = (model or "").rpartition(":")[2] if ":" in (model or "") else "label"
-        source = {"label": self.method.label_source, "rationale": self.method.rationale_source}.get(
-            head, lambda _: None)(text)
-        if source is None:
+        task = {"label": 0, "rationale": self.method.rationale_task}.get(head)
+        if task is None:
             raise ConfigError(f"run {self.name!r} ({self.method.name}) has no head {head!r}; models: "
                               f"{', '.join(self.model_ids())}")
-        if self.teacher.loaded.is_causal:
-            source += CAUSAL_SEP  # decoder-only students were trained with this separator before the answer
-        return source
+        marker = self.method.marker(task)
+        if not self.teacher.loaded.is_causal:
+            return (f"{marker} " if marker else ""), text, ""
+        if self.layout == "marker-last":  # as the run's encoder: the question, then the marker and the separator
+            return "", text, (f" {marker}" if marker else "") + CAUSAL_SEP
+        return (f"{marker} " if marker else ""), text, CAUSAL_SEP
 
 
 def resolve_model(spec: str, workspace: str | Path | None = None, *, max_batch: int = 32, **options: str
@@ -72,6 +80,8 @@ def resolve_model(spec: str, workspace: str | Path | None = None, *, max_batch: 
     opts = {"stop": "", "batch_size": str(max_batch), **options}
     if run is None:
         return ServedModel(path.name or spec, HFTeacher(spec, **opts))
-    config = run.read_meta()["config"]
+    meta = run.read_meta()
+    config = meta["config"]
     return ServedModel(run.name, HFTeacher(str(run.model_dir), **opts), method_for_config(config),
-                       "slots" if config.get("numbers") == "slots" else "text")
+                       "slots" if config.get("numbers") == "slots" else "text",
+                       (meta.get("generation") or {}).get("layout", "marker-first"))

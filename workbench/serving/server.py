@@ -1,5 +1,9 @@
 """Running the endpoint: :class:`ServerThread` (uvicorn in a background thread, for tests and notebooks) and
-:func:`serve` (what ``workbench serve-model`` runs)."""
+:func:`serve` (what ``workbench serve-model`` runs).
+
+Stopping (SIGTERM, Ctrl-C, :meth:`ServerThread.stop`) first tells the batcher to stop: the batch being generated
+ends after its next token and its requests are answered 503, so uvicorn's graceful shutdown has nothing to wait
+for; what still runs after :data:`GRACE_S` is cancelled. The server exits within seconds, never after the batch."""
 
 from __future__ import annotations
 
@@ -11,7 +15,30 @@ import time
 from workbench.core.errors import ConfigError
 from workbench.serving.app import create_app
 from workbench.serving.faults import FaultPlan, _QuietDrops
+from workbench.serving.limits import Limits
 from workbench.serving.model import resolve_model
+
+GRACE_S = 2.0  # how long stopping waits for responses still being written
+
+
+def _server(app, **config):
+    """A uvicorn server whose exit (a signal, or ``should_exit`` from :meth:`ServerThread.stop`) first stops the
+    app's generation."""
+    import uvicorn
+
+    class _Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            _stop_generating(app)
+            super().handle_exit(sig, frame)
+
+    return _Server(uvicorn.Config(app, access_log=False, lifespan="off", backlog=2048,
+                                  timeout_graceful_shutdown=GRACE_S, **config))
+
+
+def _stop_generating(app) -> None:
+    state = getattr(getattr(app, "state", None), "workbench", None)
+    if state is not None:
+        state.batcher.stop()
 
 
 class ServerThread:
@@ -22,15 +49,13 @@ class ServerThread:
     """
 
     def __init__(self, app, host: str = "127.0.0.1", port: int = 0):
-        import uvicorn
-
+        self.app = app
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))  # bound here, so the port is known before the server runs
         self.host, self.port = host, self.sock.getsockname()[1]
         self.url = f"http://{host}:{self.port}/v1"
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", backlog=2048)
-        self.server = uvicorn.Server(config)
+        self.server = _server(app, log_level="warning")
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
     def start(self) -> ServerThread:
@@ -44,6 +69,7 @@ class ServerThread:
         return self
 
     def stop(self) -> None:
+        _stop_generating(self.app)
         self.server.should_exit = True
         self.thread.join(timeout=10)
 
@@ -55,22 +81,19 @@ class ServerThread:
 
 def serve(spec: str, *, host: str = "127.0.0.1", port: int = 8000, workspace: str | None = None,
           latency_ms: float = 0.0, faults: FaultPlan | None = None, max_batch: int = 32,
-          options: dict | None = None, log_level: str = "info", announce=None) -> None:
+          options: dict | None = None, log_level: str = "info", announce=None, limits: Limits | None = None) -> None:
     """Serve until interrupted (what ``workbench serve-model`` runs); ``options`` are HFTeacher options.
 
     Binds the address first (a taken port is a :class:`ConfigError` at once, before minutes of loading), then
     loads the model (a bad checkpoint fails here rather than on the first request), then calls ``announce(url)``
     — so nothing says "serving" before the server can answer."""
-    import uvicorn
-
     sock = bind(host, port)
     try:
         served = resolve_model(spec, workspace, max_batch=max_batch, **(options or {}))
         served.teacher.loaded  # noqa: B018 - load now
-        app = create_app(served, faults=faults, latency_ms=latency_ms, max_batch=max_batch)
+        app = create_app(served, faults=faults, latency_ms=latency_ms, max_batch=max_batch, limits=limits)
         logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
-        config = uvicorn.Config(app, log_level=log_level, access_log=False, backlog=2048, lifespan="off")
-        server = uvicorn.Server(config)
+        server = _server(app, log_level=log_level)
         if announce is not None:
             announce(f"http://{host}:{sock.getsockname()[1]}/v1")
         server.run(sockets=[sock])

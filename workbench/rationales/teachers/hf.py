@@ -203,8 +203,13 @@ class HFTeacher(Teacher):
     # -- generation --------------------------------------------------------------------------------------------
     def complete_rendered(self, texts: list[str], *, n: int = 1, temperature: float | None = None,
                           top_p: float | None = None, max_new_tokens: int | None = None,
-                          stops: tuple[str, ...] | None = None, seed: int | None = None) -> list[Completion]:
-        """Continue already-rendered prompts in batches of ``batch_size`` (sorted by length to pad little)."""
+                          stops: tuple[str, ...] | None = None, seed: int | None = None, step_hook=None
+                          ) -> list[Completion]:
+        """Continue already-rendered prompts in batches of ``batch_size`` (sorted by length to pad little).
+
+        ``step_hook(indices, start)`` (the server's) gives one more StoppingCriteria for a batch of ``texts[i]``,
+        ``i`` in ``indices`` (``n`` rows each, new tokens from column ``start``): it streams each row's tokens and
+        stops the rows of a client that left."""
         import torch
 
         params = {"n": n, "temperature": self.temperature if temperature is None else temperature,
@@ -222,7 +227,8 @@ class HFTeacher(Teacher):
                 if self._stopped():  # cancelled: prompts not yet generated stay None
                     break
                 idx = order[start:start + self.batch_size]
-                for i, completion in zip(idx, self._generate([ids[i] for i in idx], tok, **params)):
+                hook = (lambda start, idx=idx: step_hook(idx, start)) if step_hook else None
+                for i, completion in zip(idx, self._generate([ids[i] for i in idx], tok, hook=hook, **params)):
                     out[i] = completion
         return out  # type: ignore[return-value]
 
@@ -241,7 +247,7 @@ class HFTeacher(Teacher):
         limit = self.max_input_tokens or (max(8, positions - self.max_new_tokens) if positions and lm.is_causal else 0)
         return ids[-limit:] if limit and len(ids) > limit else ids
 
-    def _generate(self, batch: list[list[int]], tok, *, n, temperature, top_p, max_new_tokens, stops
+    def _generate(self, batch: list[list[int]], tok, *, n, temperature, top_p, max_new_tokens, stops, hook=None
                   ) -> list[Completion]:
         import torch
 
@@ -258,6 +264,8 @@ class HFTeacher(Teacher):
             criteria.append(_stop_criteria(tok, stops, ids.shape[1] if lm.is_causal else 1))
         if self.watch is not None:  # token progress, and a cancel that cuts the batch short (within one token)
             criteria.append(_watch_criteria(self.watch, max_new_tokens))
+        if hook is not None:
+            criteria.append(hook(ids.shape[1] if lm.is_causal else 1))
         if criteria:
             from transformers import StoppingCriteriaList
 
