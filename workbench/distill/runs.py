@@ -58,6 +58,7 @@ class RunSession:
     student: Student
     meta: dict
     timings: dict = field(default_factory=dict)  # seconds per phase: teacher, load, train, evaluate, save, score
+    trained: dict | None = None  # resumed only to score: the summary its training recorded
 
     @property
     def name(self) -> str:
@@ -169,7 +170,8 @@ def resume_run(store: Store, name: str, progress: ProgressFn | None = None,
         if progress is not None:
             progress(RunStarted(run=name, steps=cfg.steps))
         if folder.has_model:  # trained and saved, stopped while scoring: only the scoring is left
-            session = RunSession(store, cfg, folder, task, rows, load_student(folder.model_dir), meta)
+            session = RunSession(store, cfg, folder, task, rows, load_student(folder.model_dir), meta,
+                                 trained=dict(store.run_row(name)["summary"] or {}))
             if is_main_process():
                 _index_running(session, resume_from="model")
             return _execute(session, progress, should_stop, "model", lock=lock, trained=True)
@@ -283,7 +285,7 @@ def _score(session: RunSession, summary: dict | None, progress: ProgressFn, shou
 
     store, cfg, task, folder, meta = session.store, session.cfg, session.task, session.folder, session.meta
     if summary is None:  # resumed to score: the summary of the training, as it was recorded
-        summary = {**store.run_row(session.name)["summary"], "status": None}
+        summary = {k: v for k, v in (session.trained or {}).items() if k not in ("status", "note", "resumed_from")}
         session.timings = dict(summary.get("timings") or {})
     predictor = predictor_for(session.student, cfg, meta["generation"], meta.get("task"))
     examples = store.examples(task.name, "test", cfg.test_limit)
