@@ -15,6 +15,18 @@ for _key, _value in {
     os.environ.setdefault(_key, _value)
 
 PAPER_DATA = Path(__file__).resolve().parents[2] / "shared" / "paper-data"
+# What launching the app sets for its process (specs read as a browser user's, its connections, its upload cap).
+APP_PROCESS_ENV = ("WORKBENCH_SPEC_ORIGIN", "WORKBENCH_CONNECTIONS", "WORKBENCH_MAX_UPLOAD_MB")
+for _key in APP_PROCESS_ENV:
+    os.environ.pop(_key, None)
+
+
+@pytest.fixture(autouse=True)
+def _owner_process():
+    """A test that launches the app makes this process the app's; the next test starts as the keys' owner again."""
+    yield
+    for key in APP_PROCESS_ENV:
+        os.environ.pop(key, None)
 
 
 @pytest.fixture

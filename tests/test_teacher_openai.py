@@ -54,7 +54,8 @@ def _requests(n, prefix="Q: Anne has"):
 @pytest.mark.parametrize("mode", ["completions", "chat"])
 def test_chat_and_completions_match_the_local_model(serve, model_dir, mode):
     server, state = serve()
-    teacher = get_teacher(f"openai:tiny@{server.url}?mode={mode}&{FAST}")
+    # timeout=30: the first batch loads the model, which takes seconds on a busy CPU (this test is about the APIs)
+    teacher = get_teacher(f"openai:tiny@{server.url}?mode={mode}&{FAST}&timeout=30")
     remote = [r.raw for r in teacher.answer(_requests(4))]
     local = [r.raw for r in HFTeacher(model_dir, max_new_tokens="8").answer(_requests(4))]
     assert remote == local and all(remote)  # greedy, no chat template: the same text either way

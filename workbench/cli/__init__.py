@@ -4,8 +4,12 @@ Each verb lives in a module of this package that exposes ``register(subparsers)`
 parsed arguments and returns a dict. With ``--json`` that dict is printed as the last line of stdout; without it,
 a short human summary. Domain errors exit with code 2 and a one-line message on stderr.
 
+Offline is the program's default (:mod:`workbench.core.offline`, set before any verb runs): the hub is reached only
+with the global ``--online`` flag or ``WORKBENCH_ONLINE=1``.
+
     workbench tasks
     workbench generate --task wordproblems --teacher builtin --limit 200 --json
+    workbench --online models                # what the hub would add
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="workbench", description="Step-by-step distillation workbench")
     parser.add_argument("--workspace", default=default_workspace(),
                         help="workspace folder (default: $WORKBENCH_HOME or ./workspace)")
+    parser.add_argument("--online", action="store_true",
+                        help="let hub models download (default: offline; also WORKBENCH_ONLINE=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     import importlib
@@ -56,6 +62,7 @@ def add_common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Options every verb takes: ``--json`` and ``--workspace`` (also accepted after the verb)."""
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
     p.add_argument("--workspace", default=argparse.SUPPRESS, help="workspace folder")
+    p.add_argument("--online", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return p
 
 
@@ -66,6 +73,10 @@ def open_store(args):
 
 
 def main(argv: list[str] | None = None) -> int:
+    from workbench.core import offline
+
+    # Before any verb imports huggingface_hub or gradio (they read the variables at import time).
+    offline.apply(online=_online_flag(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], dict] = args.func
@@ -87,6 +98,13 @@ def main(argv: list[str] | None = None) -> int:
         human = getattr(args, "human", None)
         print(human(result) if human else _pretty(result))
     return 0
+
+
+def _online_flag(argv: list[str]) -> bool | None:
+    """``--online`` anywhere before ``--`` (a global flag, also accepted after the verb); None: the environment
+    decides (``WORKBENCH_ONLINE``)."""
+    words = argv[:argv.index("--")] if "--" in argv else argv
+    return True if "--online" in words else None
 
 
 def _pretty(result: dict) -> str:

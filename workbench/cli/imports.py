@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from workbench.cli import add_common, open_store
-from workbench.core.bounds import SEED
+from workbench.core.bounds import SEED, UPLOAD_MB
 
 KINDS = ("classes", "text", "equation")
 # Literal copies, so that building the parser does not import the task package (and `datasets`) for --help;
@@ -35,6 +35,9 @@ def register(sub) -> None:
     p.add_argument("--kind", choices=KINDS, help="answer kind (default: inferred from the labels)")
     p.add_argument("--labels", metavar="A,B,C", help="the label space; rows with other labels are rejected")
     p.add_argument("--seed", type=SEED, default=0, help=SEED.help("seed of the default split (default: 0)"))
+    p.add_argument("--max-upload-mb", type=UPLOAD_MB, default=None, metavar="MB",
+                   help=UPLOAD_MB.help("refuse a larger file before anything is written (default: "
+                                       "$WORKBENCH_MAX_UPLOAD_MB or 50)"))
     p.set_defaults(func=cmd_task_add, human=_human_custom)
 
 
@@ -50,7 +53,7 @@ def cmd_task_add(args) -> dict:
     labels = tuple(args.labels.split(",")) if args.labels is not None else None
     mapping = ColumnMapping(inputs=tuple(args.input), label=args.label, rationale=args.rationale,
                             split=args.split_col, id=args.id_col, kind=args.kind, labels=labels, seed=args.seed)
-    return import_custom(open_store(args), args.name, args.file, mapping)
+    return import_custom(open_store(args), args.name, args.file, mapping, max_upload_mb=args.max_upload_mb)
 
 
 def _human_paper(r: dict) -> str:

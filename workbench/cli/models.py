@@ -28,17 +28,24 @@ def cmd_models(args) -> dict:
         # verify: a converted copy's files are checked against their recorded sha256 (converted again if damaged)
         prepared[name] = str(pretrained.prepare(name, verify=True) if entry.gguf or entry.base
                              else pretrained.resolve(name))
+    from workbench.core.offline import assumed_offline
+
     models = pretrained.list_models()
+    with assumed_offline():  # online too, say what works without the hub
+        for m in models:
+            m["usable_offline"] = pretrained.availability(m["name"])[0]
     args.human = _human
     return {"models": models, "models_dir": str(pretrained.models_dir()), "offline": pretrained.is_offline(),
             "prepared": prepared}
 
 
 def _human(result: dict) -> str:
-    lines = [f"{'name':<24} {'ok':<3} {'family':<8} {'licence':<11} reason"]
+    lines = ["offline (the default): hub models need `workbench --online` or WORKBENCH_ONLINE=1" if result["offline"]
+             else "online: hub models may download; 'offline' says what works without the hub",
+             f"{'name':<24} {'ok':<3} {'offline':<7} {'family':<8} {'licence':<11} reason"]
     for m in result["models"]:
-        lines.append(f"{m['name']:<24} {'yes' if m['available'] else 'no':<3} {m['family']:<8} {m['licence']:<11} "
-                     f"{m['reason']}")
+        lines.append(f"{m['name']:<24} {'yes' if m['available'] else 'no':<3} "
+                     f"{'yes' if m['usable_offline'] else 'no':<7} {m['family']:<8} {m['licence']:<11} {m['reason']}")
     lines += [f"prepared {name}: {path}" for name, path in result["prepared"].items()]
     lines.append(f"models folder: {result['models_dir']} ($WORKBENCH_MODELS)")
     return "\n".join(lines)

@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from workbench.cli import add_common
-from workbench.core.bounds import PORT, Bounds
+from workbench.core.bounds import PORT, UPLOAD_MB, Bounds
 from workbench.core.net import is_loopback
 
 
@@ -20,6 +20,11 @@ def register(sub) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=PORT, default=7860, help=PORT.help("port (default 7860)"))
     p.add_argument("--auth", help="USER:PASSWORD for basic login (also $WORKBENCH_AUTH); use it with --host 0.0.0.0")
+    p.add_argument("--connections", metavar="FILE",
+                   help="TOML or JSON file of the endpoints the app offers, each with the variable holding its key "
+                        "(also $WORKBENCH_CONNECTIONS); an address typed in the app is sent no key")
+    p.add_argument("--max-upload-mb", type=UPLOAD_MB, default=None, metavar="MB",
+                   help=UPLOAD_MB.help("largest file a user may upload (default: $WORKBENCH_MAX_UPLOAD_MB or 50)"))
     p.set_defaults(func=cmd_serve)
 
     p = add_common(sub.add_parser("serve-model", help="serve a model folder or a trained run with the OpenAI API"))
@@ -78,7 +83,8 @@ def cmd_serve(args) -> None:
     except ValueError as err:
         raise ConfigError(f"{err} (both non-empty; the password may hold ':')") from err
     try:
-        launch(args.workspace, host=args.host, port=args.port, auth=auth)
+        launch(args.workspace, host=args.host, port=args.port, auth=auth, connections=args.connections,
+               max_upload_mb=args.max_upload_mb)
     except OSError as err:  # the port is taken or the address is not this machine's
         raise ConfigError(f"cannot listen on {args.host}:{args.port} ({err.strerror or str(err).split('. ')[0]}); "
                           "pick another --port") from err

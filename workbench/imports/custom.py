@@ -39,7 +39,7 @@ from workbench.core.text import has_surrogates, printable
 from workbench.data.metrics import EquationError, evaluate_equation
 from workbench.data.prompts import PromptTemplate
 from workbench.data.tasks import ANSWER_KINDS, Task, check_task_name, save_task
-from workbench.imports.files import read_regular
+from workbench.imports.files import MAX_FILE_BYTES, check_upload_size, read_regular, upload_limit
 
 FILE_TEACHER = "released:file"
 SPLIT_ALIASES = {"validation": "valid", "val": "valid", "dev": "valid", "eval": "valid"}
@@ -99,12 +99,13 @@ class Rejected:
 
 
 # -- reading files ------------------------------------------------------------------------------------------
-def read_table(path: Path) -> tuple[list[str], list[Row], list[Rejected]]:
-    """Columns, rows (values as text, None when absent) and the lines that could not be read at all."""
+def read_table(path: Path, limit: int = MAX_FILE_BYTES) -> tuple[list[str], list[Row], list[Rejected]]:
+    """Columns, rows (values as text, None when absent) and the lines that could not be read at all (at most
+    ``limit`` bytes are read)."""
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
         raise ImportDataError(f"{path.name}: use a .csv, .tsv or .jsonl file (not {suffix or 'no extension'})")
-    data = read_regular(path)
+    data = read_regular(path, limit)
     encoding = wide_encoding(data)
     if encoding:
         raise ImportDataError(f"{_shown(path.name)} looks like {encoding}, not UTF-8; save it as UTF-8 (in a "
@@ -352,15 +353,19 @@ def _copy_upload(store: Store, path: Path) -> tuple[Path, bool]:
     return target, True
 
 
-def import_custom(store: Store, name: str, path: str | Path, mapping: ColumnMapping) -> dict:
-    """Import a CSV/JSONL file as task ``name``; returns examples per split and the rejected rows."""
+def import_custom(store: Store, name: str, path: str | Path, mapping: ColumnMapping, *,
+                  max_upload_mb: float | None = None) -> dict:
+    """Import a CSV/JSONL file as task ``name``; returns examples per split and the rejected rows. A file over the
+    upload limit (``max_upload_mb``, default :func:`~workbench.imports.files.upload_limit`: 50 MB) is refused
+    before anything is read or written."""
     name = check_task_name(name)
     path = Path(path).expanduser()
     if not path.is_file():
         raise ImportDataError(f"{_shown(str(path))} is not a file")
+    check_upload_size(path, max_upload_mb)
     if store.has_task(name):
         raise ImportDataError(f"task {name!r} already exists in this workspace; pick another name")
-    columns, rows, rejected = read_table(path)
+    columns, rows, rejected = read_table(path, limit=upload_limit(max_upload_mb))
     missing = [c for c in mapping.columns() if c not in columns]
     if missing:
         shown = ", ".join(columns[:30]) + (f", … ({len(columns)} in all)" if len(columns) > 30 else "")

@@ -14,10 +14,13 @@ import os
 from pathlib import Path
 
 import gradio as gr
+from starlette.middleware import Middleware
 
+from workbench.core.connections import serve_as_app
 from workbench.core.net import is_loopback
 from workbench.core.store import Store
 from workbench.data.tasks import TASKS, load_task
+from workbench.imports.files import MB, UPLOAD_ENV, upload_limit
 from workbench.ui import about, rationales, task_teacher
 from workbench.ui.common import CSS, THEME
 
@@ -100,10 +103,19 @@ def exposure_warning(host: str, auth) -> str | None:
 
 
 def launch(workspace: str | os.PathLike, host: str = "127.0.0.1", port: int = 7860, auth: str | None = None,
-           prevent_thread_lock: bool = False, quiet: bool = False) -> gr.Blocks:
+           prevent_thread_lock: bool = False, quiet: bool = False, connections: str | os.PathLike | None = None,
+           max_upload_mb: float | None = None) -> gr.Blocks:
     """Serve the app (never through a share link). With ``prevent_thread_lock`` it returns at once: the running
-    Blocks, with ``.local_url`` and ``.workbench_store`` (tests use this); otherwise it blocks until stopped."""
+    Blocks, with ``.local_url`` and ``.workbench_store`` (tests use this); otherwise it blocks until stopped.
+
+    This process becomes the app's: teacher specs are read as a browser user's (keys only through the
+    ``connections`` file, default ``$WORKBENCH_CONNECTIONS``), uploads are capped at ``max_upload_mb`` (default
+    ``$WORKBENCH_MAX_UPLOAD_MB`` or 50), and with ``auth`` every route but the login page and static assets needs
+    the login (:class:`RequireLogin`). The jobs it starts inherit all three."""
     credentials = parse_auth(auth)
+    limit = upload_limit(max_upload_mb)  # a bad value stops the launch with one line
+    os.environ[UPLOAD_ENV] = f"{limit / MB:g}"
+    serve_as_app(connections)
     warning = exposure_warning(host, credentials)
     if warning:
         log.warning(warning)
@@ -114,6 +126,53 @@ def launch(workspace: str | os.PathLike, host: str = "127.0.0.1", port: int = 78
         server_name=host, server_port=port, auth=credentials, share=False, inbrowser=False,
         prevent_thread_lock=prevent_thread_lock, quiet=quiet, show_error=True, theme=THEME, css=CSS,
         footer_links=["api", "settings"], allowed_paths=[str(Path(exports).resolve())], enable_monitoring=False,
-        pwa=False, mcp_server=False, run_history=False,
+        pwa=False, mcp_server=False, run_history=False, max_file_size=limit,
+        app_kwargs={"middleware": [Middleware(RequireLogin)]} if credentials else None,
     )
     return demo
+
+
+class RequireLogin:
+    """ASGI middleware: with ``--auth``, every route needs the login cookie except the login page itself
+    (``GET /``, ``POST /login``, ``/logout``) and static assets. Gradio checks the login on its data routes only;
+    ``/gradio_api/cancel``, ``/heartbeat`` and others answered without it. Listed in ``tests/test_security_app.py``,
+    which asks every route of the running app with and without the cookie."""
+
+    OPEN = {("GET", "/"), ("HEAD", "/"), ("POST", "/login"), ("POST", "/login/"), ("GET", "/logout")}
+    OPEN_PREFIXES = ("/assets/", "/static/", "/svelte/", "/favicon.ico", "/theme.css", "/gradio_api/theme.css",
+                     "/robots.txt")
+    STARTUP = "/gradio_api/startup-events"  # launch() calls it once, without a cookie; then it is closed too
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] in ("http", "websocket") and not self.is_open(scope) and not self.logged_in(scope):
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            body = b'{"detail":"Not authenticated: log in first"}'
+            await send({"type": "http.response.start", "status": 401,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
+
+    def is_open(self, scope) -> bool:
+        path, method = scope.get("path", ""), scope.get("method", "GET")
+        if path == self.STARTUP and method == "GET":
+            return not getattr(scope.get("app"), "startup_events_triggered", True)
+        return (method, path) in self.OPEN or (method in ("GET", "HEAD") and path.startswith(self.OPEN_PREFIXES))
+
+    @staticmethod
+    def logged_in(scope) -> bool:
+        from starlette.requests import HTTPConnection
+
+        app = scope.get("app")  # gradio's App: its cookie name and the tokens of logged-in users
+        cookie_id, tokens = getattr(app, "cookie_id", None), getattr(app, "tokens", None)
+        if cookie_id is None or tokens is None:
+            return False  # not gradio's app: refuse rather than guess
+        cookies = HTTPConnection(scope).cookies
+        token = cookies.get(f"access-token-{cookie_id}") or cookies.get(f"access-token-unsecure-{cookie_id}")
+        return token is not None and tokens.get(token) is not None

@@ -14,6 +14,7 @@ import gradio as gr
 from workbench.core.store import Store
 from workbench.data.tasks import ANSWER_KINDS, list_tasks
 from workbench.imports.custom import ColumnMapping, import_custom, read_table
+from workbench.imports.files import check_upload_size
 from workbench.imports.paper import PAPER_DATASETS, import_paper
 from workbench.ui.common import bind, edge, info, md_text, user_error
 
@@ -40,6 +41,7 @@ def on_upload(path: str | None):
     if not path:
         empty = gr.update(choices=[], value=None)
         return empty, empty, empty, empty, empty, [], "", ""
+    check_upload_size(Path(path))  # the app's stated limit (--max-upload-mb), before the file is read
     columns, rows, rejected = read_table(Path(path))
     optional = [NONE, *columns]
 

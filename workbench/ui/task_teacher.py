@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from workbench.builtin.recipe import DEMO
+from workbench.core import connections
 from workbench.core.errors import ConfigError
 from workbench.core.store import Store
 from workbench.data.tasks import list_tasks, load_task
@@ -136,6 +137,14 @@ def on_teacher_kind(kind: str):
     return gr.update(value="", placeholder=hint), "", kind_doc(kind), compose_spec(kind, "", "")
 
 
+@edge
+def on_connection(name: str):
+    """A connection picked: its spec (kind, model, @conn:NAME) fills the teacher boxes."""
+    chosen = connections.current().connection(name).spec
+    kind, target, settings = teacher_parts(chosen)
+    return gr.update(value=kind), target, settings, kind_doc(kind), chosen
+
+
 def refresh_tasks(store: Store, current: str | None):
     names = task_names(store)
     value = current if current in names else (DEMO_TASK if DEMO_TASK in names else first(names))
@@ -165,6 +174,9 @@ def render(store: Store, demo: gr.Blocks) -> Selection:
         settings = gr.Textbox(label="Settings (key=value&key=value)", placeholder="error_rate=0.2&seed=0", scale=2)
         spec = gr.Textbox(DEMO_TEACHER, label="Teacher spec (used by the other tabs)", interactive=False,
                           buttons=["copy"], scale=2, elem_id="teacher-spec")
+    conns = connections.connection_choices()  # the endpoints whoever started the app offers (a typed URL is sent no key)
+    conn = gr.Dropdown([c["name"] for c in conns], value=None, label="Connection (endpoint and key set by whoever "
+                       "started the app)", visible=bool(conns), elem_id="teacher-connection")
     doc = gr.Markdown(kind_doc(DEMO_TEACHER), elem_id="teacher-doc")
     chosen_note = gr.Markdown(elem_id="teacher-note")
     imports.render(store, task)
@@ -188,6 +200,7 @@ def render(store: Store, demo: gr.Blocks) -> Selection:
     reset.click(bind(on_reset_template, store), [task, example_id], [template, prompt],
                 api_visibility="private", **hidden)
     kind.input(on_teacher_kind, kind, [target, settings, doc, spec], api_visibility="private", **hidden)
+    conn.input(on_connection, conn, [kind, target, settings, doc, spec], api_visibility="private", **hidden)
     for box in (target, settings):
         box.blur(on_teacher_parts, [kind, target, settings], spec, api_visibility="private", **hidden)
         box.submit(on_teacher_parts, [kind, target, settings], spec, api_visibility="private", **hidden)

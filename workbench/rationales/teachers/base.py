@@ -9,13 +9,16 @@ Spec grammar (one string, as on the CLI and in run configs)::
     released:palm-540b            the paper's released PaLM outputs, imported with ``workbench import-paper``
     hf:PATH_OR_HUB_ID             a transformers checkpoint (local folder, a named model, or a hub id when online)
     openai:MODEL@BASE_URL         an OpenAI-compatible endpoint; the key comes from $OPENAI_API_KEY
+    openai:MODEL@conn:NAME        the same through a connection set by whoever started the app (its URL and key)
     run:RUN_NAME                  a trained student run, answering with its [rationale] head
 
 Options follow a ``?`` as ``key=value`` pairs joined by ``&``. Each teacher class declares its options
 (:class:`Option`: type, default, bounds, help), which are parsed and checked once, here, for every teacher, and
-listed by ``workbench teachers``. It also declares whether it needs a target, what a target looks like, and what
-an answer costs (``free``, ``compute`` or ``money``). Teachers register in :data:`TEACHERS` (entry-point group
-``workbench.teachers``).
+listed by ``workbench teachers``. A spec is read in a context (:class:`~workbench.core.connections.SpecContext`):
+who wrote it. From the app, options marked ``owner_only`` (which key to send, whether to run a checkpoint's code)
+are refused; the CLI and notebooks, run by the owner of the keys and the machine, may use them. A teacher class
+also declares whether it needs a target, what a target looks like, and what an answer costs (``free``, ``compute``
+or ``money``). Teachers register in :data:`TEACHERS` (entry-point group ``workbench.teachers``).
 
 >>> parse_spec("builtin?error_rate=0.1")
 ('builtin', '', {'error_rate': '0.1'})
@@ -34,6 +37,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl
 
+from workbench.core import connections
+from workbench.core.connections import SpecContext
 from workbench.core.errors import TeacherError
 from workbench.core.records import Example
 from workbench.core.registry import Registry
@@ -59,6 +64,10 @@ class Option:
     high: float | None = None
     low_open: bool = False  # low itself is not allowed (``timeout`` > 0)
     choices: tuple[str, ...] | None = None
+    #: Only the owner of the machine may set it (a key's variable, remote code): refused in a spec from the app,
+    #: with ``owner_note`` saying what to do instead.
+    owner_only: bool = False
+    owner_note: str = ""
 
     def parse(self, text: str) -> Any:
         """The value of ``text`` for this option; a :class:`TeacherError` names the option and says what fits."""
@@ -99,6 +108,8 @@ class Option:
             out["range"] = self.describe()
         if self.choices:
             out["choices"] = list(self.choices)
+        if self.owner_only:
+            out["owner_only"] = True
         return out
 
 
@@ -168,9 +179,10 @@ class Teacher(ABC):
     #: Set by a generation around each batch (:class:`Watch`); None when nobody is watching.
     watch: Watch | None = None
 
-    def __init__(self, target: str = "", *, store=None, **options: str):
+    def __init__(self, target: str = "", *, store=None, context: SpecContext | None = None, **options: str):
         self.target = target
         self.store = store  # the workspace store, for teachers that read from it (released, run)
+        self.context = context or connections.current()  # who wrote the spec: the owner, or the app's user
         self.raw_options = dict(options)
         if self.needs_target and not target:
             raise TeacherError(f"the {self.kind} teacher needs a target: {self.kind}:{self.target_hint}")
@@ -180,6 +192,11 @@ class Teacher(ABC):
         unknown = sorted(set(options) - set(known))
         if unknown:
             self.refuse_unknown(unknown)
+        if self.context.from_app:
+            for opt in self.options:
+                if opt.owner_only and opt.name in options:
+                    raise TeacherError(opt.owner_note or f"option {opt.name} is not accepted from the app; whoever "
+                                       "started it may set it from the command line")
         for opt in self.options:
             setattr(self, opt.name, opt.parse(options[opt.name]) if opt.name in options else opt.default)
 
@@ -265,10 +282,11 @@ def compose_spec(kind: str, target: str = "", settings: str = "") -> str:
     return spec
 
 
-def get_teacher(spec: str, store=None) -> Teacher:
-    """Build a teacher from its spec string; ``store`` is the workspace store for teachers that read from it."""
+def get_teacher(spec: str, store=None, context: SpecContext | None = None) -> Teacher:
+    """Build a teacher from its spec string; ``store`` is the workspace store for teachers that read from it;
+    ``context`` who wrote the spec (default: this process's, :func:`workbench.core.connections.current`)."""
     kind, target, options = parse_spec(spec)
-    return TEACHERS[kind](target, store=store, **options)
+    return TEACHERS[kind](target, store=store, context=context or connections.current(), **options)
 
 
 def teacher_kinds() -> list[dict]:

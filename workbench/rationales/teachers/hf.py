@@ -112,7 +112,8 @@ class HFTeacher(Teacher):
         Option("batch_size", int, 16, "prompts generated together", sampling=False, low=1, high=1024),
         Option("device", str, "auto", "auto, cpu, cuda, cuda:1, …", sampling=False),
         Option("dtype", str, "auto", "weights dtype", sampling=False, choices=("auto", *_DTYPES)),
-        Option("trust_remote_code", bool, False, "run the checkpoint's own Python code", sampling=False),
+        Option("trust_remote_code", bool, False, "run the checkpoint's own Python code", sampling=False,
+               owner_only=True),
         Option("max_input_tokens", int, 0, "keep only the last N prompt tokens (0: what the positions allow)",
                sampling=False, low=0),
     )
