@@ -8,14 +8,16 @@ whether it learns: ``standard`` vs ``dss`` accuracy after a short run on 12.5% o
     .venv/bin/python bench/pretrained.py --smoke [--learn]   # seconds: a tiny random Llama (used by the tests)
 
 Every variant trains the same rows in the same order (the built-in word problems with the builtin teacher's
-rationales, same seed, batch 8, lr 1e-4, AdamW). ``paper`` is a plain ``transformers.Trainer`` whose
-``compute_loss`` runs the label and the rationale sub-batches as two forward passes, each padded on its own and
-given ``labels=`` so the model computes its own loss (the paper's ``TaskPrefixTrainer`` pattern, for a decoder-only
-model). The others are the library's ``DistillTrainer`` as :func:`workbench.distill.trainer.fit` builds it (each task
-at its own width). ``one-pass`` pads both tasks to one width (what the library did before); ``packed`` puts every
-sequence of a batch in one row with restarting positions (no padding at all; measured here, not in the library).
-tokens/s counts real (non-pad) tokens: prompts and targets of both tasks. Each step is timed on its own; figures are
-medians over the timed steps, because the 2 cores are shared with other work and single steps vary by 2-5x.
+rationales, same seed, batch 8, lr 1e-4, AdamW), as the same token ids (question, then ``[label] =>`` or
+``[rationale] =>``, then the target). ``paper`` is a plain ``transformers.Trainer`` whose ``compute_loss`` runs the
+label and the rationale sub-batches as two forward passes, each padded on its own and given ``labels=`` so the model
+computes its own loss (the paper's ``TaskPrefixTrainer`` pattern, for a decoder-only model); ``paper-lora`` is the
+same with LoRA r8. The others are the library's ``DistillTrainer`` as :func:`workbench.distill.trainer.fit` builds
+it: one packed row per example (the question computed once, each task masked from the other), the output layer only
+at target tokens. ``unpacked`` is ours with the question computed twice (each task at its own width, the output
+layer still only at targets), to show what each half is worth. tokens/s counts the real tokens of the two-pass
+layout (prompts and targets of both tasks), the same work for every variant. Each step is timed on its own;
+figures are medians over the timed steps, because the 2 cores are shared with other work and single steps vary.
 """
 
 from __future__ import annotations
@@ -42,9 +44,9 @@ from workbench.core.modeling import count_parameters, save_random_checkpoint  # 
 from workbench.core.store import Store  # noqa: E402
 from workbench.data.tasks import load_task  # noqa: E402
 from workbench.distill.config import TrainConfig  # noqa: E402
-from workbench.distill.encoding import Collator, Encoder, forward_logits  # noqa: E402
+from workbench.distill.encoding import Collator, Encoder, target_logits  # noqa: E402
 from workbench.distill.lora import trainable_parameters  # noqa: E402
-from workbench.distill.losses import IGNORE, token_cross_entropy  # noqa: E402
+from workbench.distill.losses import IGNORE  # noqa: E402
 from workbench.distill.methods import get_method  # noqa: E402
 from workbench.distill.students import Student, make_student  # noqa: E402
 from workbench.distill.trainer import DistillTrainer, prepare_for_training, training_arguments  # noqa: E402
@@ -54,9 +56,9 @@ from workbench.rationales.trainingset import build_training_set  # noqa: E402
 
 ALPHA = 0.5
 VARIANTS = {"paper": "plain HF Trainer, two passes (the paper's pattern)",
-            "full": "ours, full fine-tuning", "one-pass": "ours, both tasks padded to one width",
-            "packed": "ours, packed into one row (no padding)", "lora": "ours, LoRA r8 (q/k/v/o/gate/up/down)",
-            "subset": "ours, layer subset"}
+            "full": "ours: packed rows, output layer at targets", "unpacked": "ours, the question computed twice",
+            "paper-lora": "plain HF Trainer, two passes, LoRA r8", "lora": "ours, LoRA r8 (q/k/v/o/gate/up/down)",
+            "subset": "ours, layer subset (15 of 30 layers)"}
 
 
 def wordproblem_rows(n: int) -> list[dict]:
@@ -92,43 +94,6 @@ class TwoPassTrainer(Trainer):
         return (loss, {"pred": pred, "expl": expl}) if return_outputs else loss
 
 
-class PackedCollator:
-    """Every segment of the batch in one row: positions restart per segment, the attention stays inside each one
-    (transformers builds that mask from ``position_ids`` when no attention mask and no cache is given)."""
-
-    def __call__(self, features):
-        ids, pos, labels, tasks = [], [], [], []
-        for f in features:
-            for t, (s, g) in enumerate(zip(f["sources"], f["targets"])):
-                ids += s + g
-                pos += list(range(len(s) + len(g)))
-                labels += [IGNORE] * len(s) + g
-                tasks += [t] * (len(s) + len(g))
-        return {k: torch.tensor([v]) for k, v in
-                (("input_ids", ids), ("position_ids", pos), ("labels", labels), ("token_tasks", tasks))}
-
-
-def packed_loss(model, batch) -> torch.Tensor:
-    logits = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).logits
-    ce, mask = token_cross_entropy(logits, batch["labels"], causal=True)
-    tasks = batch["token_tasks"][:, 1:]  # the token each logit predicts
-    means = [ce[mask & (tasks == t)].sum() / (mask & (tasks == t)).sum().clamp(min=1) for t in (0, 1)]
-    return ALPHA * means[0] + (1 - ALPHA) * means[1]
-
-
-class PackedTrainer(Trainer):
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        loss = packed_loss(model, inputs)
-        return (loss, {}) if return_outputs else loss
-
-
-class OnePassTrainer(DistillTrainer):
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        logits = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], use_cache=False).logits
-        loss = self.method.loss(logits, inputs, True).loss
-        return (loss, {"logits": logits}) if return_outputs else loss
-
-
 class StepClock(TrainerCallback):
     def __init__(self):
         self.started, self.seconds = 0.0, []
@@ -149,7 +114,9 @@ class Counted:
     def __call__(self, features):
         self.tokens.append(sum(len(s) + len(g) for f in features for s, g in zip(f["sources"], f["targets"])))
         batch = self.collate(features)
-        if self.per_task_width:  # forward_logits: each task's rows cut to their longest sequence
+        if "segment_ids" in batch:  # packed: one row per example
+            self.slots.append(batch["input_ids"].numel())
+        elif self.per_task_width:  # forward_logits: each task's rows cut to their longest sequence
             lengths, tasks = batch["attention_mask"].sum(dim=1), batch["task_ids"]
             self.slots.append(sum(int(lengths[tasks == t].max()) * int((tasks == t).sum()) for t in tasks.unique()))
         else:
@@ -180,23 +147,19 @@ def load(model: str, subset: int | None) -> Student:
 def run_variant(kind: str, model: str, features: list[dict], cfg: TrainConfig, subset: int, work: Path) -> dict:
     release_memory()
     student = load(model, subset if kind == "subset" else None)
-    cfg = cfg.with_(lora_rank=8 if kind == "lora" else 0)
+    cfg = cfg.with_(lora_rank=8 if kind in ("lora", "paper-lora") else 0)
     prepare_for_training(student, cfg)  # LoRA adapters, no KV cache
     clock = StepClock()
     args = dataclasses.replace(training_arguments(cfg, work / kind), save_strategy="no")
     tok, method = student.tokenizer, get_method("dss", alpha=ALPHA)
     common = {"model": student.model, "args": args, "train_dataset": features, "processing_class": tok,
               "callbacks": [clock]}
-    if kind == "paper":
+    if kind in ("paper", "paper-lora"):
         counted = Counted(TwoPassCollator(tok))
         trainer = TwoPassTrainer(data_collator=counted, **common)
-    elif kind == "packed":
-        counted = Counted(PackedCollator())
-        trainer = PackedTrainer(data_collator=counted, **common)
     else:
-        counted = Counted(Collator(tok.pad_token_id, causal=True), per_task_width=kind != "one-pass")
-        cls = OnePassTrainer if kind == "one-pass" else DistillTrainer
-        trainer = cls(data_collator=counted, method=method, causal=True, **common)
+        counted = Counted(Collator(tok.pad_token_id, causal=True, pack=kind != "unpacked"), per_task_width=True)
+        trainer = DistillTrainer(data_collator=counted, method=method, causal=True, **common)
     from transformers import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)
@@ -212,7 +175,7 @@ def run_variant(kind: str, model: str, features: list[dict], cfg: TrainConfig, s
             "padding_overhead": sum(counted.slots) / sum(counted.tokens) - 1, "peak_rss_mb": round(peak_mb),
             "training_memory_mb": round(added_mb),
             "parameters": count_parameters(student.model), "trainable": trainable_parameters(student.model),
-            "layers": student.model.config.num_hidden_layers if kind != "lora" else
+            "layers": student.model.config.num_hidden_layers if "lora" not in kind else
             student.model.base_model.model.config.num_hidden_layers}
 
 
@@ -229,7 +192,7 @@ def merge_rounds(runs: list[dict]) -> dict:
 
 
 def same_batch_losses(model: str, features: list[dict]) -> dict:
-    """One batch, the same weights: the two-pass loss, ours (per-task widths), one pass and packed."""
+    """One batch, the same weights: the two-pass loss, ours (packed, output layer at targets) and ours unpacked."""
     student = load(model, None)
     student.model.eval()
     student.model.config.use_cache = False
@@ -237,13 +200,11 @@ def same_batch_losses(model: str, features: list[dict]) -> dict:
     with torch.no_grad():
         two = TwoPassCollator(tok)(features)
         paper = float(ALPHA * student.model(**two["pred"]).loss + (1 - ALPHA) * student.model(**two["expl"]).loss)
-        batch = Collator(tok.pad_token_id, causal=True)(features)
-        ours = float(method.loss(forward_logits(student.model, batch), batch, True).loss)
-        one = student.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        one_pass = float(method.loss(one, batch, True).loss)
-        packed = float(packed_loss(student.model, PackedCollator()(features)))
-    return {"paper": paper, "full": ours, "one-pass": one_pass, "packed": packed,
-            "max_abs_diff": max(abs(x - paper) for x in (ours, one_pass, packed))}
+        packed = Collator(tok.pad_token_id, causal=True)(features)
+        ours = float(method.target_loss(*target_logits(student.model, packed, True)).loss)
+        unpacked = Collator(tok.pad_token_id, causal=True, pack=False)(features)
+        apart = float(method.target_loss(*target_logits(student.model, unpacked, True)).loss)
+    return {"paper": paper, "full": ours, "unpacked": apart, "max_abs_diff": max(abs(x - paper) for x in (ours, apart))}
 
 
 # -- the learning check -----------------------------------------------------------------------------------------
@@ -287,7 +248,7 @@ def render_md(result: dict) -> str:
              f"{result['machine_start']} at the start, "
              f"{result['machine_end']} at the end: the cores are shared with other work, so figures are medians "
              "over steps and single steps vary.", "",
-             "| variant | layers | trainable params | s/step, median (best) | real tokens/s | padding | memory for "
+             "| variant | layers | trainable params | s/step, median (best) | two-pass tokens/s | positions computed vs two-pass tokens | memory for "
              "training | vs paper |", "|---|---|---|---|---|---|---|---|"]
     base = result["variants"]["paper"]["tokens_per_s"]
     for v in result["variants"].values():
@@ -297,8 +258,8 @@ def render_md(result: dict) -> str:
     sb = result["same_batch"]
     lines += ["", "Memory for training: peak RSS while training above the RSS with the model loaded (optimizer "
               "state, gradients, activations); the worst round.",
-              "", f"Same batch, same weights: loss two-pass {sb['paper']:.5f}, ours {sb['full']:.5f}, one pass "
-              f"{sb['one-pass']:.5f}, packed {sb['packed']:.5f} (max |Δ| {sb['max_abs_diff']:.1e}).",
+              "", f"Same batch, same weights: loss two-pass {sb['paper']:.5f}, ours packed {sb['full']:.5f}, ours "
+              f"unpacked {sb['unpacked']:.5f} (max |Δ| {sb['max_abs_diff']:.1e}).",
               "", f"Command: `{result['command']}`", ""]
     return "\n".join(lines)
 
@@ -366,7 +327,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     rows = wordproblem_rows(args.rows)
     tok = make_student(args.model).tokenizer
-    features = [Encoder(tok, causal=True).encode(get_method("dss", alpha=ALPHA), r) for r in rows]
+    # The library's layout for a causal student: the question first, so both tasks can share it.
+    features = [Encoder(tok, causal=True, layout="marker-last").encode(get_method("dss", alpha=ALPHA), r) for r in rows]
     cfg = TrainConfig(task="wordproblems", method="dss", student=args.model, teacher="builtin", steps=args.steps,
                       batch_size=args.batch_size, learning_rate=1e-4, eval_every=0, save_every=10 * args.steps,
                       bf16="false")
