@@ -3,27 +3,43 @@ else in the workbench changes (the README's "how to add" recipes, done here with
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 from importlib.metadata import entry_points
+from pathlib import Path
 
 import pytest
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: pytest's own dependency reads TOML there
+    import tomli as tomllib
+
 from workbench.core.errors import ConfigError, TeacherError, UnknownNameError
+from workbench.core.jobs import JOB_KINDS
+from workbench.core.pretrained import MODELS
 from workbench.core.records import Example
 from workbench.core.registry import Registry
+from workbench.data.parsers import PARSERS
 from workbench.data.tasks import TASKS, Task, list_tasks, load_task, register_task
 from workbench.distill.config import TrainConfig
 from workbench.distill.methods import METHODS, Standard, register_method
 from workbench.distill.runs import train_student
+from workbench.distill.students import STUDENTS
 from workbench.rationales.generation import check_generation, generate_rationales
 from workbench.rationales.teachers.base import (
+    COSTS,
     TEACHERS,
     Option,
     Teacher,
     TeacherReply,
+    TeacherRequest,
     get_teacher,
     register_teacher,
     teacher_kinds,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -108,15 +124,110 @@ def test_typed_options_are_checked_once_for_every_teacher(throwaway):
             get_teacher(f"openai:m@http://127.0.0.1:9/v1?timeout={bad}")
 
 
-def test_every_entry_point_of_the_workbench_loads():
-    groups = {"workbench.tasks": TASKS, "workbench.teachers": TEACHERS, "workbench.jobs": None}
-    for group, registry in groups.items():
-        names = [ep.name for ep in entry_points(group=group)]
-        assert names, f"no entry points in {group}: reinstall the package (make install)"
-        for ep in entry_points(group=group):
-            assert ep.load() is not None
-            if registry is not None:
-                assert ep.name in registry
+# -- the workbench's own entry points (pyproject.toml) ----------------------------------------------------------
+DECLARED = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]
+# Every registry that reads an entry-point group (core/registry.py): a group no registry reads is dead metadata.
+REGISTRIES = {r.group: r for r in (TASKS, TEACHERS, JOB_KINDS, METHODS, STUDENTS, PARSERS, MODELS)}
+DECLARED_POINTS = [(group, name) for group in DECLARED for name in DECLARED[group]]
+
+
+def _target(value: str):
+    module, _, attr = value.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def test_every_entry_point_group_feeds_a_registry_and_is_installed_as_declared():
+    assert set(DECLARED) <= set(REGISTRIES), f"groups no registry reads: {set(DECLARED) - set(REGISTRIES)}"
+    assert {"workbench.tasks", "workbench.teachers", "workbench.jobs"} <= set(DECLARED)
+    for group, declared in DECLARED.items():
+        installed = {ep.name: ep.value for ep in entry_points(group=group)
+                     if ep.dist is not None and ep.dist.name == "workbench"}
+        assert installed == declared, f"{group}: the installed metadata is stale; reinstall (make install)"
+        for name, value in declared.items():
+            assert name in REGISTRIES[group].names()
+            assert REGISTRIES[group][name] is _target(value)  # the registry hands out exactly what was declared
+
+
+@pytest.mark.parametrize("name", sorted(DECLARED["workbench.tasks"]))
+def test_each_declared_task_builds_stores_and_is_answered_by_the_builtin_teacher(name, store):
+    task = load_task(name, store, n_train=12, n_valid=3, n_test=3)
+    assert (task.name, task.source) == (name, "builtin")
+    assert task.split_sizes() == {"train": 12, "valid": 3, "test": 3}
+    assert type(load_task(name, store)) is type(task)  # read back as its own class, with what it owns
+    examples = task.examples("train")
+    assert all(task.is_correct(e.label, e.label) for e in examples)  # gold scores as correct by its metric
+    assert not task.is_correct(None, examples[0].label)
+    summary = generate_rationales(store, task, get_teacher("builtin", store=store))
+    assert summary["generated"] == 12 and summary["parsed"] >= 6  # its template's parser reads its teacher
+    assert 0 < summary["teacher_accuracy"] <= 1
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tmp_path_factory):
+    from workbench.core.modeling import save_random_checkpoint
+
+    return save_random_checkpoint(tmp_path_factory.mktemp("llama") / "tiny-llama", "causal",
+                                  texts=["Is 3 even or odd ? The answer is odd ."])
+
+
+def _teacher_spec(kind: str, trained_store, trained_run: str, tiny_llama: str, stack) -> tuple[str, str]:
+    """A spec of ``kind`` that works in ``trained_store``, and the task to ask it about."""
+    if kind == "released":
+        return "released:palm-540b", "svamp"
+    if kind == "hf":
+        return f"hf:{tiny_llama}?max_new_tokens=8", "quantnli"
+    if kind == "openai":  # the same tiny model behind a real local OpenAI-compatible server
+        from workbench.serving import ServerThread, create_app, resolve_model
+
+        server = stack.enter_context(ServerThread(create_app(resolve_model(tiny_llama))))
+        return f"openai:tiny@{server.url}?mode=completions&max_tokens=8&max_retries=0", "quantnli"
+    if kind == "run":
+        return f"run:{trained_run}", "quantnli"
+    return kind, "quantnli"
+
+
+@pytest.mark.parametrize("kind", sorted(DECLARED["workbench.teachers"]))
+def test_each_declared_teacher_answers_through_its_spec(kind, trained_store, trained_run, tiny_llama):
+    cls = TEACHERS[kind]
+    assert issubclass(cls, Teacher) and cls.kind == kind and cls.cost in COSTS
+    assert kind in {k["kind"] for k in teacher_kinds()}  # listed for the CLI and the app's form
+    with contextlib.ExitStack() as stack:
+        spec, task_name = _teacher_spec(kind, trained_store, trained_run, tiny_llama, stack)
+        teacher = get_teacher(spec, store=trained_store)
+        assert type(teacher) is cls
+        task = load_task(task_name, trained_store)
+        examples = trained_store.examples(task_name, "test", 2)
+        requests = [TeacherRequest(e, task.template().render(e.input), labels=task.labels, task=task)
+                    for e in examples]
+        replies = teacher.answer(requests)
+    assert len(replies) == 2 and all(r.error is None and isinstance(r.raw, str) for r in replies), replies
+    if kind in ("builtin", "released"):  # answers that are meant to be read: the task's parser reads them
+        assert all(task.template().parser.parse(r.raw).parse_error is None for r in replies)
+    if kind == "run":  # a run answers in the form the task's parser expects
+        assert all("So the answer is" in r.raw for r in replies)
+
+
+def test_each_declared_job_kind_runs_a_job_to_its_end(trained_store):
+    from workbench.core.jobs import job_status, start_job
+    from workbench.distill.sweeps import SweepConfig, create_sweep
+
+    assert set(DECLARED["workbench.jobs"]) == {"generate", "train", "sweep"}, "a new job kind: add its case here"
+    sweep = create_sweep(trained_store, SweepConfig(task="quantnli", teacher="builtin", methods=("standard",),
+                                                    rows=(8,), seeds=(0,), steps=1, test_limit=2))
+    specs = {
+        "generate": {"task": "wordproblems", "teacher": "builtin", "limit": 4},
+        "train": TrainConfig(task="quantnli", method="standard", student="tiny", steps=1, batch_size=4,
+                             test_limit=2, eval_every=0, run="by-job").to_dict(),
+        "sweep": {"sweep": sweep},
+    }
+    results = {}
+    for kind, spec in specs.items():
+        row = job_status(trained_store, start_job(trained_store, kind, spec, detach=False))
+        assert row["status"] == "done", row
+        results[kind] = row["progress"]["result"]
+    assert results["generate"]["generated"] == 4
+    assert results["train"]["status"] == "done" and trained_store.run_row("by-job")["status"] == "done"
+    assert results["sweep"]["done"] == results["sweep"]["total"] == 1
 
 
 def test_a_registry_says_what_it_knows():
