@@ -5,9 +5,12 @@ way an LLM would (:meth:`~workbench.builtin.common.BuiltinTask.write_answer`), s
 on a real model; this teacher only rolls the dice. Mistakes are seeded per example (a SHA-256 of seed, task and
 example id, never ``hash()``), so the same spec gives the same answers in every process.
 
->>> teacher = get_teacher("builtin?error_rate=0.1&seed=3")          # doctest: +SKIP
->>> teacher.answer([TeacherRequest(example, prompt, task=task)])[0].raw        # doctest: +SKIP
-'Anne starts with 12 apples. She gives away 5, so 12 - 5 = 7. … The answer is ( 12 - 5 ) + 3.'
+>>> from workbench.rationales.teachers import get_teacher
+>>> teacher = get_teacher("builtin?error_rate=0.1&seed=3")
+>>> example.input               # a word problem of the built-in task
+"Sam has 10 coins. He buys 2 more. There are 17 kids in Jack's class. How many coins does Sam have now?"
+>>> teacher.answer([TeacherRequest(example, prompt, task=task)])[0].raw
+'Sam starts with 10 coins. He buys 2 more, so 10 + 2 = 12. We do not need the 17 kids in the class, because the question is about coins. The answer is 10 + 2.'
 """
 
 from __future__ import annotations

@@ -5,10 +5,12 @@ A run folder has one (``runs/<name>/.lock``: one training process at a time), an
 process (``<workspace>/locks/<owner>.lock``: its claims on examples live as long as it does). The file holds the
 owner's pid, for messages only; whether the owner lives is what the lock says, never the pid.
 
->>> lock = OwnerLock.acquire(path)            # doctest: +SKIP
->>> is_held(path)                             # another process, or another open file in this one # doctest: +SKIP
+>>> lock = OwnerLock.acquire("owner.lock")
+>>> is_held("owner.lock")                     # another process, or another open file in this one
 True
->>> lock.release()                            # doctest: +SKIP
+>>> lock.release()
+>>> is_held("owner.lock")                     # released (or its owner died): free, the file stays
+False
 """
 
 from __future__ import annotations

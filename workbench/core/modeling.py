@@ -5,8 +5,14 @@ weights, or a name from the pretrained catalog (:mod:`workbench.core.pretrained`
 family comes from the config (``is_encoder_decoder``: seq2seq, else causal). Pickled weights are never unpickled,
 and a checkpoint's own Python code runs only when ``trust_remote_code`` is asked for by name.
 
->>> model, tokenizer, family = load_checkpoint("/models/tiny-llama", role="teacher", error=TeacherError)  # doctest: +SKIP
->>> model, tokenizer, family = load_checkpoint("smollm2-135m", role="student", error=RunError)  # doctest: +SKIP
+>>> from workbench.core.errors import RunError, TeacherError
+>>> model, tokenizer, family = load_checkpoint(save_random_checkpoint("tiny-llama"), role="teacher", error=TeacherError)
+>>> family, type(model).__name__
+('causal', 'LlamaForCausalLM')
+>>> load_checkpoint("no-such-model", role="student", error=RunError)     # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+workbench.core.errors.RunError: cannot load student 'no-such-model': ... Give a folder with config.json and a tokenizer, or a hub id while online
 """
 
 from __future__ import annotations
@@ -113,8 +119,8 @@ def save_random_checkpoint(path, family: str = "causal", *, texts=(), chat_templ
     """Save a tiny randomly initialised checkpoint (word-level tokenizer, safetensors) for tests, benchmarks and
     offline demos of ``serve-model``; it writes nonsense, which the parsers record as parse errors.
 
-    >>> save_random_checkpoint("/tmp/tiny-llama", "causal")   # doctest: +SKIP
-    '/tmp/tiny-llama'
+    >>> save_random_checkpoint("tiny-llama", "causal")
+    'tiny-llama'
     """
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers

@@ -10,10 +10,10 @@ evenly spaced (first and last kept), weights copied — a smaller student with t
 
 Online (``HF_HUB_OFFLINE`` not 1) a name resolves to its hub id, so users get the unquantised weights.
 
->>> availability("smollm2-135m")                                   # doctest: +SKIP
-(True, 'converted at /root/.cache/workbench/models/smollm2-135m')
->>> resolve("smollm2-135m")                                        # doctest: +SKIP
-'/root/.cache/workbench/models/smollm2-135m'
+>>> availability("smollm2-135m")                                   # doctest: +ELLIPSIS
+(True, 'converted at .../smollm2-135m')
+>>> resolve("smollm2-135m")                                        # doctest: +ELLIPSIS
+'.../smollm2-135m'
 >>> MODELS["qwen2.5-0.5b-instruct"].hub_id
 'Qwen/Qwen2.5-0.5B-Instruct'
 """

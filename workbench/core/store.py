@@ -5,8 +5,9 @@ Every write is one transaction, so a process killed at any point leaves the stor
 the rows of the transaction in flight. Generations and edits are append-only: a new answer or a new edit is a new
 row, and the latest one wins when a training set is built.
 
->>> store = Store.open("workspace")          # doctest: +SKIP
->>> store.list_tasks()                       # doctest: +SKIP
+>>> store = Store.open("my-workspace")       # created if missing
+>>> store.list_tasks()
+[]
 """
 
 from __future__ import annotations

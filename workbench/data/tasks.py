@@ -10,9 +10,14 @@ Built-in tasks register in :data:`TASKS` (entry-point group ``workbench.tasks``)
 
 >>> sorted(TASKS.names())[:2]
 ['quantnli', 'wordproblems']
->>> store = Store.open("workspace")                       # doctest: +SKIP
->>> task = load_task("wordproblems", store)               # doctest: +SKIP
->>> task.examples("train", 1)[0].input                    # doctest: +SKIP
+>>> store = Store.open("my-workspace")
+>>> task = load_task("wordproblems", store, n_train=40, n_valid=10, n_test=10)    # stored on first use
+>>> task.split_sizes(), task.answer_kind
+({'test': 10, 'train': 40, 'valid': 10}, 'equation')
+>>> task.examples("train", 1)[0].input
+"Sam has 10 coins. He buys 2 more. There are 17 kids in Jack's class. How many coins does Sam have now?"
+>>> type(load_task("wordproblems", store)).__name__                               # read back as its own class
+'WordProblemsTask'
 """
 
 from __future__ import annotations

@@ -6,9 +6,12 @@ input (not the few-shot prompt: it was trained on inputs) and its answer is writ
 so the task's own parser reads it like any teacher's. A run without a rationale head (``standard``, ``kd``) answers
 with the label only.
 
->>> teacher = get_teacher("run:quantnli-dss-tiny-20250101-120000", store=store)   # doctest: +SKIP
->>> teacher.answer([TeacherRequest(example, prompt="")])[0].raw                    # doctest: +SKIP
-'The premise says Tom has 7 cards. … So the answer is entailment.'
+>>> from workbench.rationales.teachers import get_teacher
+>>> teacher = get_teacher("run:quantnli-dss", store=store)        # a run of this workspace (two steps: untaught)
+>>> nli = store.examples("quantnli", "test", 1)[0]
+>>> reply = teacher.answer([TeacherRequest(nli, prompt="", labels=("entailment", "neutral", "contradiction"))])[0]
+>>> reply.raw                # doctest: +ELLIPSIS
+'...So the answer is ....'
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ A run folder describes itself (STYLE 5)::
     predictions.jsonl   the test split: label (and rationale) per example, with ``correct``
     .lock               held by the one process training the run (``flock``: a killed process leaves it free)
 
->>> folder = RunFolder.of(store, "wordproblems-dss-tiny-20250101-120000")    # doctest: +SKIP
->>> folder.read_meta()["config"]["method"], folder.has_model                  # doctest: +SKIP
+>>> folder = RunFolder.of(store, "quantnli-dss")            # a run of this workspace
+>>> folder.read_meta()["config"]["method"], folder.has_model
 ('dss', True)
 """
 

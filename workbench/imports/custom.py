@@ -12,9 +12,14 @@ that no row has) is an :class:`ImportDataError` naming what to fix.
   like a teacher's (``--teacher released:file``).
 * The file is copied into ``<workspace>/uploads/`` under a safe name and the task remembers it.
 
->>> mapping = ColumnMapping(inputs=("question",), label="answer", rationale="why")   # doctest: +SKIP
->>> import_custom(store, "mytask", "data.csv", mapping)["rejected"]                  # doctest: +SKIP
-0
+>>> with open("data.csv", "w") as f:
+...     print("question,answer,why", file=f)
+...     for n in range(40):
+...         print(f"Is {n} even?,{'yes' if n % 2 == 0 else 'no'},{n} ends in {n % 10}.", file=f)
+>>> mapping = ColumnMapping(inputs=("question",), label="answer", rationale="why")
+>>> report = import_custom(store, "mytask", "data.csv", mapping)
+>>> report["rejected"], report["answer_kind"], report["labels"], report["examples"], report["teacher"]
+(0, 'classes', ['no', 'yes'], {'test': 4, 'train': 32, 'valid': 4}, 'released:file')
 """
 
 from __future__ import annotations

@@ -4,8 +4,13 @@ traceback), and never more than :data:`MAX_FILE_BYTES`. A file a person uploads 
 task-add``) is held to a smaller, stated cap, :func:`upload_limit`: 50 MB unless ``--max-upload-mb`` or
 ``$WORKBENCH_MAX_UPLOAD_MB`` says otherwise, checked before anything is read or written.
 
->>> read_regular(Path("release/svamp/llm/train_CoT_0.json"))     # doctest: +SKIP
+>>> _ = Path("train_CoT_0.json").write_text('["The answer is ..."]')
+>>> read_regular(Path("train_CoT_0.json"))
 b'["The answer is ..."]'
+>>> read_regular(Path("/dev/zero"))
+Traceback (most recent call last):
+...
+workbench.core.errors.ImportDataError: /dev/zero is a character device, not a regular file; only regular files are read
 """
 
 from __future__ import annotations

@@ -3,8 +3,17 @@
 The latest edit is the full current state of a row (status, rationale, label), so two people editing the same
 row never lose an update: the later edit wins and both stay in the history.
 
->>> edit_generation(store, 12, rationale="4 - 2 - 1 = 1", label="4 - 2 - 1")     # doctest: +SKIP
->>> page = browse_generations(store, task, "builtin", view="teacher wrong", page=0)  # doctest: +SKIP
+>>> from workbench.data.tasks import load_task
+>>> page = browse_generations(store, load_task("quantnli", store), "builtin", view="teacher wrong", page=0)
+>>> page.total, page.counts["all"], page.counts["edited"]
+(5, 24, 0)
+>>> row = page.rows[0]
+>>> edit = edit_generation(store, row["generation_id"], label=row["gold"], author="doc")
+>>> edit["status"], edit["label"] == row["gold"]                    # an edit marks the row accepted
+('accepted', True)
+>>> page = browse_generations(store, load_task("quantnli", store), "builtin", view="teacher wrong", page=0)
+>>> page.total, page.counts["edited"]                               # the fixed row left the view at once
+(4, 1)
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ a teacher of its own is compared with.
 
 An imported paper task (svamp) with the builtin teacher selected:
 
->>> suggest_teacher(store, "svamp", "builtin")    # doctest: +SKIP
+>>> suggest_teacher(store, "svamp", "builtin")
 'released:palm-540b'
 """
 

@@ -2,8 +2,10 @@
 
 The resolved rows and their fingerprint are frozen into each run, so a run can always say exactly what it saw.
 
->>> ts = build_training_set(store, task, teacher="builtin", label_source="gold")     # doctest: +SKIP
->>> ts.fingerprint, len(ts.rows), ts.dropped                                         # doctest: +SKIP
+>>> from workbench.data.tasks import load_task
+>>> ts = build_training_set(store, load_task("quantnli", store), teacher="builtin", label_source="gold")
+>>> ts.fingerprint, len(ts.rows), ts.dropped
+('fd30ff2b4fada2c0', 24, {})
 """
 
 from __future__ import annotations

@@ -1,7 +1,10 @@
 """The Gradio workbench: one ``gr.Blocks`` with a tab per step, built over one workspace store.
 
->>> demo = build_app("workspace")          # doctest: +SKIP
->>> launch("workspace", port=7860)         # doctest: +SKIP
+>>> demo = build_app("workspace")          # the folder is created if missing, the demo task stored in it
+>>> type(demo).__name__, Store.open("workspace").has_task("wordproblems")
+('Blocks', True)
+
+``launch("workspace", port=7860)`` serves it on 127.0.0.1 (what ``workbench serve`` and ``make run`` do).
 
 The app is a thin layer: every handler calls the library (tasks, teachers, generation, review, jobs, runs,
 compare). Long work runs as detached jobs, so the page can be closed and reopened at any time.

@@ -15,9 +15,13 @@ also be a pretrained catalog name (``hf:smollm2-135m``: offline from the llm-smo
   the vote shares. With ``n=1`` on a class task, ``label_dist`` is the softmax over the label space of each label's
   log-probability after the prompt, the rationale and the answer marker (``label_dist=0`` turns it off).
 
->>> teacher = get_teacher("hf:/models/tiny-llama?max_new_tokens=64")              # doctest: +SKIP
->>> teacher.answer([TeacherRequest(example, prompt, labels=("yes", "no"))])[0]    # doctest: +SKIP
-TeacherReply(raw='… So the answer is yes.', label_dist={'yes': 0.71, 'no': 0.29}, error=None, seconds=0.4)
+>>> from workbench.core.modeling import save_random_checkpoint
+>>> from workbench.rationales.teachers import get_teacher
+>>> folder = save_random_checkpoint("tiny-llama", "causal")        # random weights: it writes nonsense
+>>> teacher = get_teacher(f"hf:{folder}?max_new_tokens=8")
+>>> reply = teacher.answer([TeacherRequest(example, prompt, labels=("yes", "no"))])[0]
+>>> reply.error, sorted(reply.label_dist), round(sum(reply.label_dist.values()), 6)
+(None, ['no', 'yes'], 1.0)
 """
 
 from __future__ import annotations

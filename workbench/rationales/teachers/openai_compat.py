@@ -14,8 +14,14 @@ the reply's first choice becomes the answer, whatever shape the endpoint sent.
   variable a connection names) and sent as a bearer token only: it is not an option, not part of the id or the
   settings, and any echo of it in an error message is blanked. No key: no ``Authorization`` header at all.
 
->>> teacher = get_teacher("openai:qwen2.5-7b@http://127.0.0.1:8000/v1?concurrency=32")   # doctest: +SKIP
->>> teacher.answer([TeacherRequest(example, prompt)])[0].raw                              # doctest: +SKIP
+>>> from workbench.rationales.teachers import get_teacher
+>>> from workbench.rationales.teachers.base import TeacherRequest
+>>> teacher = get_teacher("openai:qwen2.5-7b@http://127.0.0.1:9/v1?concurrency=32&max_retries=0")
+>>> teacher.settings                       # what goes into the id: the key and the transport options never do
+{'mode': 'chat', 'max_tokens': 256, 'temperature': 0.0, 'stop': ['\\nQ:']}
+>>> reply = teacher.answer([TeacherRequest(example, prompt)])[0]     # nothing listens on port 9
+>>> reply.raw, reply.error                  # a failed request is a row's error, retried by the next run
+(None, 'connection error after 1 attempt(s): All connection attempts failed')
 """
 
 from __future__ import annotations

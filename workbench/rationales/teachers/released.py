@@ -5,8 +5,13 @@ rationales from an uploaded file with ``workbench task-add --rationale COL`` (te
 stored as ordinary generations, so training sets, review and comparison treat them like any other teacher's.
 This class lets code that asks a teacher for an answer (comparison, a run using a teacher) get the stored one.
 
->>> teacher = get_teacher("released:palm-540b", store=store)    # doctest: +SKIP
->>> teacher.answer([TeacherRequest(example, prompt="")])[0].raw  # doctest: +SKIP
+>>> from workbench.rationales.teachers import get_teacher
+>>> teacher = get_teacher("released:palm-540b", store=store)    # this workspace imported the paper's svamp
+>>> problem = store.examples("svamp", "test", 1)[0]
+>>> teacher.answer([TeacherRequest(problem, prompt="")])[0].raw       # doctest: +ELLIPSIS
+'They put 10 seeds in each flower bed. There are 45 flower beds. So they planted 10 * 45 seeds. ...'
+>>> teacher.answer([TeacherRequest(example, prompt="")])[0].error       # a word problem PaLM never saw
+"no stored answer from released:palm-540b for example 'train-00000'; released teachers cannot generate"
 """
 
 from __future__ import annotations
