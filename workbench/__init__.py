@@ -67,10 +67,15 @@ _API = {
     "start_sweep": "workbench.distill.sweeps",
     "sweep_status": "workbench.distill.sweeps",
     "sweep_points": "workbench.distill.sweeps",
+    "estimate_sweep": "workbench.distill.sweeps",
+    "estimate_run": "workbench.distill.estimates",
     # results: scores, comparisons, figures
     "evaluate": "workbench.results.evaluation",
     "compare": "workbench.results.compare",
     "plots": "workbench.results.plots",
+    "sweep_report": "workbench.results.sweep_report",
+    "compare_correct": "workbench.results.verdict",
+    "sweep_verdicts": "workbench.results.verdict",
     # serving: an OpenAI-compatible endpoint for a checkpoint or a run
     "ServerThread": "workbench.serving",
     "create_app": "workbench.serving",

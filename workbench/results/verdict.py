@@ -149,7 +149,7 @@ def sweep_verdicts(store: Store, status: dict, baseline: str | None = None) -> l
                 continue
             a = [[x[e] for e in shared] for x, _ in tables]
             b = [[y[e] for e in shared] for _, y in tables]
-            size = f"{rows} rows" if rows is not None else f"{fraction:g} of the rows"
+            size = f"{rows} rows" if rows is not None else f"{100 * fraction:g}% of the rows"
             where = f"at {size}" + (f" ({student})" if several_students else "")
             out.append(compare_correct(a, b, method, baseline, where))
     return out
