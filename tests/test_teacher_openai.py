@@ -11,6 +11,7 @@ import pytest
 
 from tests.fakes import toy_task
 from workbench.cli import main as cli
+from workbench.core.connections import Connection, SpecContext
 from workbench.core.errors import TeacherError
 from workbench.core.jobs import read_log, start_job, wait_job
 from workbench.core.modeling import save_random_checkpoint
@@ -157,6 +158,28 @@ def test_a_refused_key_stops_the_job_with_a_clear_message(serve, monkeypatch):
     teacher.close()
 
 
+def test_the_sdk_sends_each_request_with_only_the_key_the_rules_chose(monkeypatch):
+    """The requests are the ``openai`` client's own (its User-Agent), yet the key rules, not the client's
+    environment lookups, decide the credentials: the owner's $OPENAI_API_KEY; from the app, none to a typed URL
+    (although $OPENAI_API_KEY, $OPENAI_CUSTOM_HEADERS, $OPENAI_ORG_ID are set) and a connection's own key."""
+    from tests.test_hostile import GOOD, RawEndpoint
+
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    monkeypatch.setenv("LAB_KEY", "sk-lab-key")
+    monkeypatch.setenv("OPENAI_CUSTOM_HEADERS", "Authorization: Bearer sk-ambient")
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-ambient")
+    seen = []
+    with RawEndpoint(lambda i, body, headers: (seen.append(headers), (200, GOOD))[1]) as ep:
+        app = SpecContext("app", (Connection("lab", ep.url.replace("/v1", "/lab"), "m", key_env="LAB_KEY"),))
+        for spec, context in ((f"openai:m@{ep.url}", None), (f"openai:m@{ep.url}", app), ("openai:@conn:lab", app)):
+            teacher = get_teacher(f"{spec}?{FAST}", context=context)
+            assert teacher.answer(_requests(1))[0].error is None
+            teacher.close()
+    assert [h.get("Authorization") for h in seen] == [f"Bearer {SECRET}", None, "Bearer sk-lab-key"]
+    assert all(h.get("User-Agent", "").startswith("AsyncOpenAI/Python") for h in seen)
+    assert [h.get("OpenAI-Organization") for h in seen] == [None, None, None]
+
+
 @pytest.mark.parametrize("spec", ["openai:m@http://127.0.0.1:1/v1?api_key=sk-123", "openai:m@http://u:p@h/v1",
                                   "openai:@http://127.0.0.1:1/v1", "openai:m@ftp://h", "openai:m?mode=edit",
                                   "openai:m?concurrency=0"])
@@ -218,5 +241,7 @@ def test_serve_model_cli_checks_its_arguments(capsys):
         cli(["serve-model", "--help"])
     out = capsys.readouterr().out
     assert "--latency-ms" in out and "--faults" not in out  # fault injection is for tests: hidden
-    assert cli(["serve-model", "some/model", "--port", "0"]) == 2
-    assert "--port must be" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:  # the flag's range is checked by argparse: exit 2, one line
+        cli(["serve-model", "some/model", "--port", "0"])
+    assert exited.value.code == 2
+    assert "argument --port: must be in [1, 65535], not '0'" in capsys.readouterr().err

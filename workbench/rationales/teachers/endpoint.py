@@ -1,26 +1,34 @@
 """The endpoint teacher base: what every teacher behind an HTTP API shares, so a new API is a small subclass.
 
-:class:`EndpointTeacher` owns the transport (one pooled ``httpx2`` client per teacher, reused from batch to batch,
-in one event loop per process), retries with exponential backoff and full jitter or the server's ``Retry-After``,
+:class:`EndpointTeacher` owns the retries (exponential backoff with full jitter, or the server's ``Retry-After``),
 bounded concurrency, timeouts, reply size caps, and keys: where the request goes and which key goes with it
 (:meth:`workbench.core.connections.SpecContext.endpoint`: a typed URL from the app is sent no key, a connection
-its own; the owner's CLI may name ``key_env``). A subclass maps one prompt to a request and one reply to text,
-as smolagents' ``ApiModel`` subclasses and simonw/llm's model classes do:
+its own; the owner's CLI may name ``key_env``). Every request goes through one pooled ``httpx2`` client per
+teacher, reused from batch to batch in one event loop per process; its hooks set the credential headers the key
+rules chose (and only to the base URL's host) and stop reading a reply at :data:`MAX_BODY_BYTES`, whatever sends
+the request. A subclass maps one prompt to a request and one reply to text, as smolagents' ``ApiModel``
+subclasses and simonw/llm's model classes do:
 
 * ``path(self)``, ``body(self, prompt) -> dict``: the POST request (JSON) for one prompt;
 * ``reply_text(self, data) -> str``: the answer in the parsed JSON reply (raise :class:`BadResponse` when there is
   none; ``retry=False`` when asking again cannot help);
 * optionally ``auth_headers(self, key)`` (default ``Authorization: Bearer KEY``), ``default_base_url`` and
-  ``default_key_env`` (used when a spec names no URL / no key variable), ``options`` (add to :attr:`ENDPOINT_OPTIONS`).
+  ``default_key_env`` (used when a spec names no URL / no key variable), ``options`` (add to :attr:`ENDPOINT_OPTIONS`);
+* for an API with an SDK of its own, its client instead of the plain POST: ``make_client(self, http)`` builds the
+  SDK's client over the base's ``http`` client, ``send(self, client, prompt)`` makes one call with it, and
+  ``classify(self, err)`` sorts the SDK's exceptions (``openai`` does this with ``AsyncOpenAI``).
 
 Answers are cached by the store, not here: a teacher's ``id`` and sampling ``settings`` are the key under which
 generation keeps its answers, so an endpoint is never asked twice for one prompt (see ``generation.py``).
 
->>> class Echo(EndpointTeacher):                       # doctest: +SKIP
+>>> class Echo(EndpointTeacher):
 ...     kind, default_base_url = "echo", "http://127.0.0.1:8080"
 ...     def path(self): return "/completion"
 ...     def body(self, prompt): return {"prompt": prompt}
 ...     def reply_text(self, data): return data["content"]
+>>> echo = Echo("tiny")                       # no @URL: the default one; register_teacher(Echo) makes "echo:..." work
+>>> echo.base_url + echo.path(), echo.body("Q: 1 + 2? A:")
+('http://127.0.0.1:8080/completion', {'prompt': 'Q: 1 + 2? A:'})
 """
 
 from __future__ import annotations
@@ -146,6 +154,9 @@ class EndpointTeacher(Teacher):
     fatal_status: ClassVar[dict[int, str]] = {401: "the endpoint refused the API key",
                                               403: "the endpoint refused access",
                                               404: "the endpoint does not know this model or path"}
+    # Removed from every request before the key rules add theirs: whatever a client library picked up from the
+    # process's environment (an SDK's own key variable, its default headers) is not what the rules decided.
+    credential_headers: ClassVar[tuple[str, ...]] = ("authorization", "proxy-authorization")
 
     def __init__(self, target: str = "", *, store=None, context: SpecContext | None = None, **options: str):
         context = context or connections.current()
@@ -166,7 +177,8 @@ class EndpointTeacher(Teacher):
         self.retry = RetryPolicy(self.max_retries, self.backoff, self.backoff_max)
         self.batch_size = self.batch_size or 4 * self.concurrency
         self._rng = random.Random()
-        self._client = None  # made on the first batch, in the shared loop
+        self._http = self._client = None  # made on the first batch, in the shared loop
+        self._auth: dict[str, str] = {}  # the headers that carry this batch's key; empty: no key is sent
         self._secrets: tuple[str, ...] = ()  # the key, blanked in every error detail before it is cut
         self.stats = {"requests": 0, "retries": 0, "in_flight": 0, "max_in_flight": 0, "rows": 0,
                       "failed_rows": 0, "reasons": Counter(), "retry_after_waits": []}
@@ -187,6 +199,48 @@ class EndpointTeacher(Teacher):
     def auth_headers(self, key: str) -> dict[str, str]:
         """The headers that carry the key (only called with one)."""
         return {"Authorization": f"Bearer {key}"}
+
+    # -- the transport: a plain JSON POST, unless the API has an SDK -------------------------------------------
+    def make_client(self, http):
+        """What :meth:`send` talks through, made once over ``http`` (the base's pooled ``httpx2`` client): ``http``
+        itself, or an SDK's client built with ``http_client=http`` and its own retries off."""
+        return http
+
+    async def send(self, client, prompt: str) -> str:
+        """One attempt for one prompt: the answer's text, or an exception for :meth:`classify`."""
+        resp = await client.post(self.base_url + self.path(), json=self.body(prompt))
+        if resp.status_code >= 400:
+            raise StatusError(resp.status_code, resp.headers, resp.content.decode("utf-8", "replace"))
+        try:
+            parsed = json.loads(resp.content)
+        except ValueError as err:  # not JSON, or not text at all
+            raise BadResponse("malformed JSON") from err
+        return self.reply_text(parsed)
+
+    def classify(self, err: BaseException) -> Fault:
+        """Sort an exception from one attempt into a :class:`Fault` (a subclass with an SDK sorts the SDK's, then
+        hands the rest here); anything else is a bug and propagates."""
+        import httpx2
+
+        if isinstance(err, StatusError):
+            return self.status_fault(err.status, err.headers)
+        if isinstance(err, httpx2.TimeoutException):
+            return Fault("timeout", retry=True)
+        if isinstance(err, httpx2.TransportError):
+            return Fault("connection error", retry=True)
+        if isinstance(err, BadResponse):
+            return Fault(str(err), retry=err.retry)
+        if isinstance(err, ReplyTooLarge):
+            return Fault("reply too large", retry=False)
+        raise err
+
+    def status_fault(self, status: int, headers) -> Fault:
+        """An HTTP error status: fatal (a refused key, an unknown model), retried (429, 408, 409, 5xx; after the
+        server's ``Retry-After`` when it sends one), or the row's error."""
+        if status in self.fatal_status:
+            return Fault(f"HTTP {status}", retry=False, fatal=self.fatal_status[status])
+        retry = status in _RETRY_STATUS or status >= 500
+        return Fault(f"HTTP {status}", retry=retry, retry_after=retry_after_seconds(headers))
 
     # -- the shared machinery ----------------------------------------------------------------------------------
     def refuse_unknown(self, names: list[str]) -> None:
@@ -213,18 +267,19 @@ class EndpointTeacher(Teacher):
 
     def close(self) -> None:
         """Close the client's connections (the next batch opens new ones)."""
-        if self._client is not None:
-            asyncio.run_coroutine_threadsafe(self._client.aclose(), shared_loop()).result(timeout=30)
-            self._client = None
+        if self._http is not None:
+            asyncio.run_coroutine_threadsafe(self._http.aclose(), shared_loop()).result(timeout=30)
+            self._http = self._client = None
 
     async def _answer_all(self, requests: list[TeacherRequest]) -> list[TeacherReply]:
         key = os.environ.get(self.key_env) if self.key_env else None  # read now, held in memory only
-        headers = {"content-type": "application/json", **(self.auth_headers(key) if key else {})}
+        self._auth = self.auth_headers(key) if key else {}
         self._secrets = (key,) if key else ()
         if self._client is None:
-            self._client = _http_client(self.timeout, self.concurrency)
+            self._http = _http_client(self)
+            self._client = self.make_client(self._http)
         gate = asyncio.Semaphore(self.concurrency)
-        tasks = [asyncio.ensure_future(self._one(gate, headers, r.prompt)) for r in requests]
+        tasks = [asyncio.ensure_future(self._one(gate, r.prompt)) for r in requests]
         try:
             replies = await asyncio.gather(*tasks)
         except BaseException:  # a fatal answer (401) or a bug: stop the other rows from sending, then raise
@@ -233,7 +288,7 @@ class EndpointTeacher(Teacher):
             raise
         return list(replies)
 
-    async def _one(self, gate: asyncio.Semaphore, headers: dict, prompt: str) -> TeacherReply:
+    async def _one(self, gate: asyncio.Semaphore, prompt: str) -> TeacherReply:
         """One row: attempts until success, a non-retryable answer, or the retries run out."""
         started = time.monotonic()
         self.stats["rows"] += 1
@@ -243,7 +298,7 @@ class EndpointTeacher(Teacher):
                 self.stats["in_flight"] += 1
                 self.stats["max_in_flight"] = max(self.stats["max_in_flight"], self.stats["in_flight"])
                 try:
-                    text = await self._call(headers, prompt)
+                    text = _checked(await self.send(self._client, prompt))
                     return TeacherReply(text, seconds=round(time.monotonic() - started, 4))
                 except Exception as err:  # sorted by classify(); whatever it does not know is re-raised
                     fault, detail = self.classify(err), _detail(err, self._secrets)
@@ -265,57 +320,22 @@ class EndpointTeacher(Teacher):
         return TeacherReply(None, error=f"{fault.reason} after {attempt + 1} attempt(s): {detail}",
                             seconds=round(time.monotonic() - started, 4))
 
-    async def _call(self, headers: dict, prompt: str) -> str:
-        url = self.base_url + self.path()
-        async with self._client.stream("POST", url, json=self.body(prompt), headers=headers,
-                                       timeout=self.timeout) as resp:
-            length = resp.headers.get("content-length", "")
-            if length.isdigit() and int(length) > MAX_BODY_BYTES:
-                raise ReplyTooLarge(f"reply of {int(length):,} bytes, more than {MAX_BODY_BYTES:,}")
-            chunks, seen = [], 0
-            async for chunk in resp.aiter_bytes():
-                seen += len(chunk)
-                if seen > MAX_BODY_BYTES:
-                    raise ReplyTooLarge(f"reply larger than {MAX_BODY_BYTES:,} bytes")
-                chunks.append(chunk)
-        data = b"".join(chunks)
-        if resp.status_code >= 400:
-            raise StatusError(resp.status_code, resp.headers, data.decode("utf-8", "replace"))
-        try:
-            parsed = json.loads(data)
-        except ValueError as err:  # not JSON, or not text at all
-            raise BadResponse("malformed JSON") from err
-        text = self.reply_text(parsed)
-        if not isinstance(text, str):
-            raise BadResponse(f"the answer is not text ({type(text).__name__})", retry=False)
-        if len(text) > MAX_ANSWER_CHARS:
-            raise BadResponse(f"answer longer than {MAX_ANSWER_CHARS:,} characters", retry=False)
-        return text
 
-    def classify(self, err: BaseException) -> Fault:
-        """Sort an exception from one attempt into a :class:`Fault`; anything else is a bug and propagates."""
-        import httpx2
-
-        if isinstance(err, StatusError):
-            if err.status in self.fatal_status:
-                return Fault(f"HTTP {err.status}", retry=False, fatal=self.fatal_status[err.status])
-            retry = err.status in _RETRY_STATUS or err.status >= 500
-            return Fault(f"HTTP {err.status}", retry=retry, retry_after=retry_after_seconds(err.headers))
-        if isinstance(err, httpx2.TimeoutException):
-            return Fault("timeout", retry=True)
-        if isinstance(err, httpx2.TransportError):
-            return Fault("connection error", retry=True)
-        if isinstance(err, BadResponse):
-            return Fault(str(err), retry=err.retry)
-        if isinstance(err, ReplyTooLarge):
-            return Fault("reply too large", retry=False)
-        raise err
+def _checked(text) -> str:
+    if not isinstance(text, str):
+        raise BadResponse(f"the answer is not text ({type(text).__name__})", retry=False)
+    if len(text) > MAX_ANSWER_CHARS:
+        raise BadResponse(f"answer longer than {MAX_ANSWER_CHARS:,} characters", retry=False)
+    return text
 
 
 def _detail(err: BaseException, secrets: tuple[str, ...] = ()) -> str:
-    """A short, single-line description of one failed attempt. Secrets are blanked first, then the text is cut:
-    cut first, a key straddling the cut would leave its start behind."""
-    text = str(err)
+    """A short, single-line description of one failed attempt (with the cause an SDK wrapped, e.g. ``Connection
+    error. (All connection attempts failed)``). Secrets are blanked first, then the text is cut: cut first, a key
+    straddling the cut would leave its start behind."""
+    text, cause = str(err), str(err.__cause__ or "")
+    if cause and cause not in text:
+        text = f"{text} ({cause})"
     for secret in secrets:
         text = text.replace(secret, "***")
     text = " ".join(text.split()) or type(err).__name__
@@ -324,13 +344,50 @@ def _detail(err: BaseException, secrets: tuple[str, ...] = ()) -> str:
     return printable(text)[:MAX_DETAIL_CHARS]
 
 
-def _http_client(timeout: float, concurrency: int):
-    """One pooled client: as many connections as rows in flight, a short connect timeout."""
+def _http_client(teacher: EndpointTeacher):
+    """The teacher's pooled client: a connection per row in flight, a short connect timeout, no redirects (a key
+    never follows one), and hooks that hold for whatever sends through it (the plain POST or an SDK): a request
+    carries exactly the credential headers the key rules chose, and only to the base URL's host; a reply is read
+    up to :data:`MAX_BODY_BYTES` (a 50 MB answer costs 8 MB of memory and one row's error)."""
     import httpx2
 
-    return httpx2.AsyncClient(timeout=httpx2.Timeout(timeout, connect=min(timeout, 5.0)),
-                              limits=httpx2.Limits(max_connections=concurrency,
-                                                   max_keepalive_connections=concurrency))
+    origin = httpx2.URL(teacher.base_url)
+
+    async def credentials(request) -> None:
+        for name in teacher.credential_headers:
+            request.headers.pop(name, None)
+        if (request.url.scheme, request.url.host, request.url.port) == (origin.scheme, origin.host, origin.port):
+            request.headers.update(teacher._auth)
+
+    async def cap(response) -> None:
+        length = response.headers.get("content-length", "")
+        if length.isdigit() and int(length) > MAX_BODY_BYTES:
+            raise ReplyTooLarge(f"reply of {int(length):,} bytes, more than {MAX_BODY_BYTES:,}")
+        response.stream = _capped(response.stream, MAX_BODY_BYTES)
+
+    timeout, n = teacher.timeout, teacher.concurrency
+    return httpx2.AsyncClient(timeout=httpx2.Timeout(timeout, connect=min(timeout, 5.0)), follow_redirects=False,
+                              limits=httpx2.Limits(max_connections=n, max_keepalive_connections=n),
+                              event_hooks={"request": [credentials], "response": [cap]})
+
+
+def _capped(stream, limit: int):
+    """``stream`` (a response body) raising :class:`ReplyTooLarge` once more than ``limit`` bytes arrived."""
+    import httpx2
+
+    class CappedStream(httpx2.AsyncByteStream):
+        async def __aiter__(self):
+            seen = 0
+            async for chunk in stream:
+                seen += len(chunk)
+                if seen > limit:
+                    raise ReplyTooLarge(f"reply larger than {limit:,} bytes")
+                yield chunk
+
+        async def aclose(self) -> None:
+            await stream.aclose()
+
+    return CappedStream()
 
 
 _LOOP: asyncio.AbstractEventLoop | None = None

@@ -7,12 +7,18 @@ app). More options: ``top_p``, ``seed``, ``stop`` (several joined by ``|``, ``\\
 ``max_retries``, ``backoff`` / ``backoff_max``, ``batch_size``, ``key_env``: see
 :mod:`workbench.rationales.teachers.endpoint`, which also owns the transport, the retries and the key rules).
 
-This module is only the OpenAI mapping: a prompt becomes a ``/chat/completions`` or ``/completions`` request, and
-the reply's first choice becomes the answer, whatever shape the endpoint sent.
+This module is only the OpenAI mapping: a prompt becomes the arguments of the official ``openai`` client's
+``chat.completions.create`` or ``completions.create`` (``AsyncOpenAI``, built over the base's bounded ``httpx2``
+client with its own retries off, so the base's policy applies: ``Retry-After`` honoured, reasons counted per row),
+and the reply's first choice becomes the answer, whatever shape the endpoint sent. The client's exceptions
+(``APIStatusError``, ``APITimeoutError``, ``APIConnectionError``) are sorted into retry, fatal or a row's reason.
 
-* The key is read from the environment when the first batch is sent (``$OPENAI_API_KEY`` from the CLI, or the
-  variable a connection names) and sent as a bearer token only: it is not an option, not part of the id or the
-  settings, and any echo of it in an error message is blanked. No key: no ``Authorization`` header at all.
+* The key is read from the environment when a batch is sent (``$OPENAI_API_KEY`` from the CLI, or the variable a
+  connection names) and sent as a bearer token only: it is not an option, not part of the id or the settings,
+  and any echo of it in an error message is blanked. The client itself never holds it: it insists on a key, so
+  it gets :data:`DUMMY_KEY`, and the base's transport hook replaces its ``Authorization`` header with the one the
+  key rules chose. No key: no ``Authorization`` header at all (nor the ``OpenAI-Organization`` / ``-Project``
+  headers the client reads from the environment).
 
 >>> from workbench.rationales.teachers import get_teacher
 >>> from workbench.rationales.teachers.base import TeacherRequest
@@ -21,10 +27,12 @@ the reply's first choice becomes the answer, whatever shape the endpoint sent.
 {'mode': 'chat', 'max_tokens': 256, 'temperature': 0.0, 'stop': ['\\nQ:']}
 >>> reply = teacher.answer([TeacherRequest(example, prompt)])[0]     # nothing listens on port 9
 >>> reply.raw, reply.error                  # a failed request is a row's error, retried by the next run
-(None, 'connection error after 1 attempt(s): All connection attempts failed')
+(None, 'connection error after 1 attempt(s): Connection error. (All connection attempts failed)')
 """
 
 from __future__ import annotations
+
+import json
 
 from workbench.rationales.teachers.base import Option
 from workbench.rationales.teachers.endpoint import (  # noqa: F401 - re-exported: the names tests and notebooks use
@@ -43,6 +51,7 @@ from workbench.rationales.teachers.endpoint import (  # noqa: F401 - re-exported
 from workbench.rationales.teachers.hf import DEFAULT_STOP, parse_stops
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DUMMY_KEY = "EMPTY"  # what the client is given (it insists on one); the transport hook sends the real one or none
 
 
 class OpenAITeacher(EndpointTeacher):
@@ -61,6 +70,8 @@ class OpenAITeacher(EndpointTeacher):
     target_hint = "MODEL@http://127.0.0.1:8000/v1"
     default_base_url = DEFAULT_BASE_URL
     default_key_env = "OPENAI_API_KEY"
+    # The client adds these from $OPENAI_ORG_ID / $OPENAI_PROJECT_ID: the key rules, not the environment, decide.
+    credential_headers = (*EndpointTeacher.credential_headers, "openai-organization", "openai-project")
 
     def __init__(self, target: str = "", *, store=None, **options: str):
         super().__init__(target, store=store, **options)
@@ -70,8 +81,15 @@ class OpenAITeacher(EndpointTeacher):
     def settings(self) -> dict:
         return {**super().settings, "stop": list(self.stops)}
 
-    def path(self) -> str:
-        return "/chat/completions" if self.mode == "chat" else "/completions"
+    def make_client(self, http):
+        from openai import AsyncOpenAI
+
+        return AsyncOpenAI(api_key=DUMMY_KEY, base_url=self.base_url, max_retries=0, timeout=self.timeout,
+                           http_client=http)
+
+    async def send(self, client, prompt: str) -> str:
+        api = client.chat.completions if self.mode == "chat" else client.completions
+        return self.reply_text(await api.create(**self.body(prompt)))
 
     def body(self, prompt: str) -> dict:
         body = {"model": self.model, "max_tokens": self.max_tokens, "temperature": self.temperature}
@@ -84,6 +102,21 @@ class OpenAITeacher(EndpointTeacher):
 
     def reply_text(self, data) -> str:
         return answer_text(data, self.mode)
+
+    def classify(self, err: BaseException) -> Fault:
+        import openai
+
+        if isinstance(err, openai.APIStatusError):
+            return self.status_fault(err.status_code, err.response.headers)
+        if isinstance(err, openai.APIConnectionError) and isinstance(err.__cause__, ReplyTooLarge):
+            return super().classify(err.__cause__)  # older clients wrap whatever the transport raised
+        if isinstance(err, openai.APITimeoutError):  # before its base class, APIConnectionError
+            return Fault("timeout", retry=True)
+        if isinstance(err, openai.APIConnectionError):
+            return Fault("connection error", retry=True)
+        if isinstance(err, (json.JSONDecodeError, UnicodeDecodeError)):  # the client parses a JSON content type
+            return Fault("malformed JSON", retry=True)
+        return super().classify(err)
 
 
 def answer_text(resp, mode: str) -> str:
