@@ -112,7 +112,7 @@ def test_user_mistakes_are_clear_errors(served):
         client.predict("wordproblems", "nope", "Q: {input}", "5", "train", api_name="/generate")
     with pytest.raises(AppError, match="placeholder"):
         client.predict("wordproblems", "builtin", "no input here", "5", "train", api_name="/generate")
-    with pytest.raises(AppError, match="only replays stored answers|no stored answers"):
+    with pytest.raises(AppError, match="only replays stored answers|no stored answers|replays the answers an import stored"):
         client.predict("wordproblems", "released:palm-540b", "Q: {input}", "5", "train", api_name="/generate")
 
 
