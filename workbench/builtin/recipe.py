@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from workbench.distill.config import TrainConfig
+from workbench.distill.methods import METHODS
 from workbench.distill.students import recipe_for
 from workbench.distill.sweeps import SweepConfig
 
@@ -26,8 +27,9 @@ class DemoRecipe:
 
     def config(self, **overrides) -> TrainConfig:
         """The demo's training config; ``overrides`` are TrainConfig fields (None values are ignored)."""
+        method = METHODS.get(overrides.get("method") or self.method)
         values = {"task": self.task, "method": self.method, "student": self.student,
-                  "teacher": None if overrides.get("method", self.method) == "standard" else self.teacher}
+                  "teacher": self.teacher if method is None or method.needs_teacher else None}
         values.update({k: v for k, v in overrides.items() if v is not None})
         return TrainConfig(**values)
 

@@ -323,6 +323,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workspace", required=True)
     parser.add_argument("job_id")
     args = parser.parse_args(argv)
+    from workbench.core import offline
+
+    offline.apply()  # a job is an entry point too: off the hub unless whoever started it opted in
     store = Store.open(args.workspace)
     row = run_job(store, args.job_id)
     return 0 if row["status"] in ("done", "cancelled") else 1

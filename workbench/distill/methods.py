@@ -190,6 +190,38 @@ def get_method(name: str, **params) -> Method:
     return METHODS[name](**params)
 
 
+def class_path(cls: type) -> str:
+    """Where a method's class lives (``package.module:Class``), recorded by every run so that the run can be read
+    back by a process that never registered it (a method defined in a notebook or another package)."""
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def ensure_method(name: str, path: str | None) -> type[Method]:
+    """The method ``name``: registered already, or imported from the ``path`` a run recorded and registered now;
+    a clear :class:`RunError` when that code cannot be imported here."""
+    import importlib
+
+    from workbench.core.errors import RunError
+
+    if name in METHODS:
+        return METHODS[name]
+    if not path:
+        return METHODS[name]  # unknown, and nothing recorded: the registry's error lists the known ones
+    module_name, _, qualname = path.partition(":")
+    try:
+        obj = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as err:
+        raise RunError(f"this run was trained with method {name!r} from {path}, which cannot be imported here "
+                       f"({err}); make that code importable (install its package, or run where the notebook "
+                       "defined it) to load the run") from None
+    if not (isinstance(obj, type) and issubclass(obj, Method)):
+        raise RunError(f"{path} is not a Method class; this run cannot be loaded")
+    METHODS.register(name, obj)
+    return obj
+
+
 def method_for_config(cfg) -> Method:
     """The method of a :class:`~workbench.distill.config.TrainConfig` (or its dict), with the parameters it
     declares, read from the config's fields."""

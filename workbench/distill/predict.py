@@ -21,7 +21,7 @@ from workbench.core.store import Store
 from workbench.data.metrics import EquationError, evaluate_equation, is_correct
 from workbench.distill.config import TrainConfig
 from workbench.distill.encoding import Encoder, encoder_for
-from workbench.distill.methods import Method, method_for_config
+from workbench.distill.methods import Method, ensure_method, method_for_config
 from workbench.distill.numbers import SLOT_WORD
 from workbench.distill.runfolder import RunFolder
 from workbench.distill.students import Student, generate, load_student
@@ -39,7 +39,7 @@ class Predictor:
     answer_kind: str | None = None  # the task's: an answer that cannot be one is a parse error, shown as such
     labels: tuple[str, ...] | None = None
 
-    def predict(self, texts: list[str], *, rationale: bool = False, batch_size: int = 64,
+    def predict(self, texts: list[str], *, rationale: bool = False, batch_size: int | None = None,
                 progress: Callable[[int, int], None] | None = None,
                 should_stop: Callable[[], bool] | None = None) -> list[dict]:
         """Per text: ``label``, ``rationale`` (dss via its rationale task, cot from its one generation).
@@ -94,6 +94,7 @@ def load_run(store: Store, name: str) -> LoadedRun:
     """Load a run's final model (``<run>/model``), tokenizer and config; raises if it has not finished."""
     folder = RunFolder.of(store, name)
     meta = folder.read_meta()
+    ensure_method(meta["config"].get("method", ""), meta.get("method_class"))  # a notebook's method, imported
     if not folder.has_model:
         raise RunError(f"run {name!r} has no final model yet (status: {meta.get('status', 'unknown')}); "
                        f"resume it with `workbench train --resume {name}`")

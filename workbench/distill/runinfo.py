@@ -10,7 +10,7 @@ import time
 from workbench.core.modeling import count_parameters
 from workbench.core.store import Store
 from workbench.distill.encoding import encoder_for
-from workbench.distill.methods import method_for_config
+from workbench.distill.methods import class_path, method_for_config
 from workbench.distill.numbers import slots_for
 from workbench.rationales.trainingset import fingerprint
 
@@ -55,7 +55,8 @@ def describe_run(store: Store, cfg, name: str, task, ts, rows: list[dict], stude
         "teacher": cfg.teacher, "template_hashes": hashes,
         "student": {"spec": cfg.student, "family": student.family, "parameters": count_parameters(student.model),
                     "model_type": student.model.config.model_type, "vocab_size": len(student.tokenizer)},
-        "method": cfg.method, "seed": cfg.seed, "device": device_info(cfg.bf16),
+        "method": cfg.method, "method_class": class_path(type(method)), "seed": cfg.seed,
+        "device": device_info(cfg.bf16),
         "generation": {"label_tokens": label_tokens, "rationale_tokens": rationale_tokens, "layout": enc.layout},
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                      "tokenizers": tokenizers.__version__},

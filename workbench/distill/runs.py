@@ -31,7 +31,7 @@ from workbench.core.store import Store, is_disk_full
 from workbench.data.metrics import score_predictions
 from workbench.data.tasks import Task, load_task
 from workbench.distill.config import TrainConfig
-from workbench.distill.methods import method_for_config
+from workbench.distill.methods import ensure_method, method_for_config
 from workbench.distill.numbers import resolve_numbers
 from workbench.distill.runfolder import RunFolder, disk_error, runs_root
 from workbench.distill.runinfo import describe_run, vocab_texts
@@ -163,6 +163,7 @@ def resume_run(store: Store, name: str, progress: ProgressFn | None = None,
     try:
         if store.run_row(name)["status"] == "done":  # it finished while we waited for the lock
             raise RunError(f"run {name!r} already finished; start a new run to train more")
+        ensure_method(meta["config"].get("method", ""), meta.get("method_class"))  # e.g. a notebook's method
         cfg = TrainConfig.from_dict(meta["config"]).resolved()
         rows = folder.read_rows()
         task = load_task(cfg.task, store)

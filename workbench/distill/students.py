@@ -237,13 +237,29 @@ def stop_token_ids(tokenizer) -> list[int]:
     return ids
 
 
-def generate(student: Student, prompts: list[list[int]], *, max_new_tokens: int, batch_size: int = 64,
+# Prompt tokens per generation batch on a CPU: a batch's first forward pass (its whole prompts) cannot be cut short,
+# so it bounds how soon a cancel takes effect; ~2,000 tokens of SmolLM2-135M take 1-3 s on 2 cores, and larger
+# batches were no faster there (the pass is compute-bound). A GPU takes batches of 64 prompts.
+CPU_BATCH_TOKENS = 2048
+
+
+def _batch_size(model, prompts: list[list[int]], asked: int | None) -> int:
+    if asked:
+        return asked
+    if next(model.parameters()).is_cuda:
+        return 64
+    longest = max((len(p) for p in prompts), default=1)
+    return max(1, min(64, CPU_BATCH_TOKENS // max(1, longest)))
+
+
+def generate(student: Student, prompts: list[list[int]], *, max_new_tokens: int, batch_size: int | None = None,
              one_line: bool = False, progress: Callable[[int, int], None] | None = None,
              should_stop: Callable[[], bool] | None = None) -> list[str]:
     """Greedy continuations of already-tokenized prompts, decoded without special tokens.
 
     Prompts are sorted by length so each batch pads little; results come back in the caller's order. Each sequence
     stops at the end token (``one_line``: at a newline too), and a batch as soon as all of its sequences have.
+    ``batch_size`` None: 64 prompts on a GPU, about :data:`CPU_BATCH_TOKENS` prompt tokens on a CPU.
     ``progress(done, total)`` is called after each batch; ``should_stop()`` is checked at every generated token,
     and :class:`~workbench.core.errors.Cancelled` raised once it turns true.
     """
@@ -261,6 +277,7 @@ def generate(student: Student, prompts: list[list[int]], *, max_new_tokens: int,
     model.eval()
     device = next(model.parameters()).device
     eos = [tok.eos_token_id] + (stop_token_ids(tok) if one_line else [])
+    batch_size = _batch_size(model, prompts, batch_size)
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     out: list[str] = [""] * len(prompts)
     try:

@@ -79,7 +79,8 @@ def preview_md(store: Store, cfg) -> str:
     labels = "gold labels" if p["label_source"] == "gold" else f"the teacher's labels ({md_text(p['teacher'])})"
     edited = f", {p['edited']:,} of them edited by you" if p["edited"] else ""
     left = f" · left out: {md_text(fmt_counts(p['dropped']))}" if p["dropped"] else ""
-    why = f" and rationales from {md_text(p['teacher'])}" if p["teacher"] and cfg.method != "standard" else ""
+    uses = METHODS[cfg.method].needs_rationale  # a capability, never a method's name
+    why = f" and rationales from {md_text(p['teacher'])}" if p["teacher"] and uses else ""
     return (f"**Training set** {p['rows']:,} rows{edited}, with {labels}{why}{left} · {p['steps']:,} steps of "
             f"{p['batch_size']} ≈ {p['epochs']} passes over the rows")
 
@@ -259,7 +260,8 @@ def render(store: Store, demo: gr.Blocks, sel) -> None:
         with gr.Column(scale=3):
             curves = gr.Plot(label="Loss and eval accuracy", elem_id="train-curves")
         with gr.Column(scale=2):
-            log = gr.Code(language=None, label="Log (tail)", lines=14, interactive=False, elem_id="train-log")
+            log = gr.Code(language=None, label="Log (tail)", lines=14, max_lines=40, wrap_lines=True,  # all in view
+                          interactive=False, elem_id="train-log")
     gr.Markdown("### Runs")
     with gr.Row():
         shown = gr.Dropdown([], label="Run shown in the chart", scale=3, elem_id="train-shown")
@@ -288,5 +290,6 @@ def render(store: Store, demo: gr.Blocks, sel) -> None:
     runs.select(on_run_select, None, shown, api_visibility="private", **HIDDEN).then(
         poll, shown, poll_out, api_visibility="private", **HIDDEN)
     shown.input(poll, shown, poll_out, api_visibility="private", **HIDDEN)
-    demo.load(poll, shown, poll_out, api_visibility="private", **HIDDEN).then(
-        update_form, inputs, [cli, facts], api_visibility="private", **HIDDEN)
+    demo.load(poll, shown, poll_out, api_visibility="private", **HIDDEN)
+    # The form's facts follow the restored task and teacher (on a reload), not the page's defaults.
+    sel.ready.change(update_form, inputs, [cli, facts], api_visibility="private", **HIDDEN)
