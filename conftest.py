@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,8 @@ for _key, _value in {
     "no_proxy": "127.0.0.1,localhost", "TOKENIZERS_PARALLELISM": "false", "WANDB_DISABLED": "true",
 }.items():
     os.environ.setdefault(_key, _value)
+# Calibrations (the time estimates' measurements) shared by the session's tests, never written to the user's cache.
+os.environ.setdefault("WORKBENCH_CALIBRATION", os.path.join(tempfile.mkdtemp(prefix="wb-calib-"), "calibration.json"))
 
 ROOT = Path(__file__).resolve().parent
 PAPER_DATA = ROOT.parent / "shared" / "paper-data"

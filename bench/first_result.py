@@ -54,8 +54,12 @@ def prepare(store: Store, task_sizes: dict | None) -> dict:
 
 
 def time_training(store: Store, form: dict, timeout: float) -> dict:
-    """Launch the Train form's config as the Train button does; seconds until the student is scored."""
+    """The estimate the Train form shows before launch (a calibration of the student here, not timed), then launch
+    the form's config as the Train button does; seconds until the student is scored."""
+    from workbench.distill.estimates import estimate_run
+
     cfg = DEMO.config(**form).resolved()
+    estimate = estimate_run(store, cfg, calibrate=True)
     started = time.monotonic()
     job_id = start_job(store, "train", cfg.to_dict())
     job = wait_job(store, job_id, timeout=timeout, poll=0.2)
@@ -67,7 +71,8 @@ def time_training(store: Store, form: dict, timeout: float) -> dict:
             "teacher_accuracy": result["teacher_accuracy"], "n_test": result["n_test"],
             "train_seconds": result["train_seconds"], "predict_seconds": result["predict_seconds"],
             "other_seconds": round(seconds - result["train_seconds"] - result["predict_seconds"], 1),
-            "eval_history": result.get("eval_history"), "run": result["run"]}
+            "eval_history": result.get("eval_history"), "run": result["run"], "timings": result.get("timings"),
+            "estimate": estimate.to_dict(), "measured_over_estimate": round(seconds / estimate.seconds, 2)}
 
 
 def render_md(result: dict) -> str:
@@ -79,6 +84,9 @@ def render_md(result: dict) -> str:
         f"Train form: {form}.", "",
         "| measure | value | goal |", "|---|---|---|",
         f"| launch → scored student | {t['seconds']:.1f} s | <= {GOAL_SECONDS} s |",
+        f"| estimate before launch ({t['estimate']['source']}) | {t['estimate']['seconds']:.0f} s "
+        f"({t['estimate']['low']:.0f}–{t['estimate']['high']:.0f}); measured / estimate "
+        f"{t['measured_over_estimate']:.2f} | within 1.5x |",
         f"| of which training / scoring the test split / start-up and the rest | {t['train_seconds']:.1f} / "
         f"{t['predict_seconds']:.1f} / {t['other_seconds']:.1f} s | |",
         f"| student test accuracy ({t['n_test']} examples) | {t['accuracy']:.3f} | > teacher |",

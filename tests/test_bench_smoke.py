@@ -69,6 +69,20 @@ def test_first_result_bench_smoke(tmp_path):
     training = result["training"]
     assert training["seconds"] > 0 and training["n_test"] > 0 and training["teacher_accuracy"] is not None
     assert result["form"]["method"] == "dss" and "goal_met" in result
+    assert training["estimate"]["seconds"] > 0 and training["measured_over_estimate"] > 0  # said before launch
+
+
+@pytest.mark.slow
+def test_classroom_and_profile_bench_smoke(tmp_path):
+    _bench(tmp_path, "classroom.py", "--seeds", "1")
+    result = json.loads((tmp_path / "classroom-smoke.json").read_text())
+    (variant,) = result["variants"]
+    assert variant["wall"] > 0 and variant["estimate"]["seconds"] > 0 and len(variant["cells"]) == 2
+    assert all(0 <= c["score_share"] <= 1 for c in variant["cells"]) and len(variant["verdicts"]) == 1
+    _bench(tmp_path, "profile_cell.py")
+    profile = json.loads((tmp_path / "profile_cell-smoke.json").read_text())
+    assert [c["method"] for c in profile["cells"]] == ["standard", "dss"]
+    assert all(set(c["phases"]) == {"teacher", "load", "train", "evaluate", "score", "save"} for c in profile["cells"])
 
 
 # Runs a script as on the GPU machine: `datasets`, `gradio` and `pandas` are not installed there.

@@ -220,7 +220,7 @@ def test_the_sweep_job_the_cli_and_the_form(ws, capsys):
     values = form_values(SweepConfig(**GRID))
     with pytest.raises(ConfigError, match="Training-set sizes"):
         sweep_from_form({**values, "sizes": "8, lots"})
-    shown = sweeps_tab.on_estimate(ws, *[values[f] for f in sweeps_tab.FIELDS])
+    shown, _ = sweeps_tab.on_estimate(ws, *[values[f] for f in sweeps_tab.FIELDS])
     assert "**4 runs**" in shown and "first 4 test examples" in shown and "one seed" in shown
     assert estimate_sweep(ws, SweepConfig(**GRID))["available_rows"] >= 16
 

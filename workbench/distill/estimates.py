@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -52,8 +53,10 @@ class Estimate:
     def __add__(self, other: Estimate) -> Estimate:
         parts = {k: round(self.parts.get(k, 0) + other.parts.get(k, 0), 2) for k in {*self.parts, *other.parts}}
         sources = {self.source, other.source} - {""}
+        note = self.note or other.note
         return Estimate(self.seconds + other.seconds, self.low + other.low, self.high + other.high, parts,
-                        "measured" if sources == {"measured"} else ("none" if "none" in sources else "calibrated"))
+                        "measured" if sources == {"measured"} else ("none" if "none" in sources else "calibrated"),
+                        note=note if "none" in sources else "")
 
     def describe(self) -> str:
         """``about 3–4 min`` and where it comes from, for a form or a terminal."""
@@ -78,12 +81,17 @@ def _duration(seconds: float) -> str:
 
 
 # -- one run --------------------------------------------------------------------------------------------------------
-def estimate_run(store: Store, cfg: TrainConfig, *, calibrate: bool = True, rows: int | None = None) -> Estimate:
+def estimate_run(store: Store, cfg: TrainConfig, *, calibrate: bool | str = True) -> Estimate:
     """The run's time per phase: from the pace of earlier runs with the same student, method and batch size
-    (same task first), else from a calibration (run now, once per student, task and method on this machine, when
-    ``calibrate``); ``Estimate.source == "none"`` when neither is there."""
+    (same task first), else from a calibration (once per student, task and method on this machine): measured now
+    when ``calibrate`` is True, started in a background thread when it is ``"background"`` (a form then says it is
+    measuring, and asks again); ``Estimate.source == "none"`` when neither is there yet."""
     cfg = cfg.resolved()
-    pace = measured_pace(store, cfg) or calibration(store, cfg, run=calibrate)
+    pace = measured_pace(store, cfg) or calibration(store, cfg, run=calibrate is True)
+    if pace is None and calibrate == "background":
+        calibrate_in_background(store, cfg)
+        return Estimate(source="none", note=f"measuring {cfg.student} ({cfg.method}) on this machine: a few training "
+                                            "steps and answers, once (seconds; about a minute for a pretrained model)")
     if pace is None:
         return Estimate(source="none", note="no earlier run with these settings here; the estimate needs a short "
                                             "calibration of the student on this machine")
@@ -193,6 +201,35 @@ def calibration(store: Store, cfg: TrainConfig, *, run: bool = True, progress=No
     cache[key] = result
     write_atomic(path, json.dumps(cache, indent=1))
     return result
+
+
+_BACKGROUND: dict[str, threading.Thread] = {}
+_BACKGROUND_LOCK = threading.Lock()
+
+
+def calibrate_in_background(store: Store, cfg: TrainConfig) -> None:
+    """Start this calibration in a thread unless it is running already (one per key); its result lands in the
+    cache, where the next :func:`estimate_run` finds it. A failure is remembered as none (the form says so)."""
+    key = _key(cfg)
+    with _BACKGROUND_LOCK:
+        if key in _BACKGROUND and _BACKGROUND[key].is_alive():
+            return
+
+        def work():
+            try:
+                calibration(Store.open(store.workspace), cfg, run=True)
+            except Exception:  # noqa: BLE001 - a failed estimate must not take the app down; the form asks again
+                pass
+
+        thread = threading.Thread(target=work, name=f"calibrate {cfg.student}", daemon=True)
+        _BACKGROUND[key] = thread
+        thread.start()
+
+
+def calibrating() -> bool:
+    """Whether a background calibration is still running (a form polls until none is)."""
+    with _BACKGROUND_LOCK:
+        return any(t.is_alive() for t in _BACKGROUND.values())
 
 
 def measure(store: Store, cfg: TrainConfig) -> dict:

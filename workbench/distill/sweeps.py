@@ -418,15 +418,17 @@ def sweep_points(status: dict) -> list[dict]:
              "seconds": (c["timings"] or {}).get("train", c["train_seconds"])} for c in done]
 
 
-def estimate_sweep(store: Store, sweep: SweepConfig, *, calibrate: bool = True) -> dict:
+def estimate_sweep(store: Store, sweep: SweepConfig, *, calibrate: bool | str = True) -> dict:
     """Seconds for the whole grid before anything runs, per cell and phase: from the measured pace of earlier runs
-    here (finished cells of this sweep included), else from a short calibration of each student."""
+    here (finished cells of this sweep included), else from a short calibration of each student (now, or in the
+    background: see :func:`~workbench.distill.estimates.estimate_run`)."""
     from workbench.distill.estimates import Estimate, estimate_run
 
     task = load_task(sweep.task, store)
     available = _available(store, task, sweep)
     total, steps, per_cell, cells = Estimate(source="measured"), 0, [], 0
-    for planned in (plan(store, sweep.name, sweep) if sweep.name else _plan_unsaved(store, sweep)):
+    saved = sweep.name is not None and (sweeps_root(store) / sweep.name / "sweep.json").is_file()
+    for planned in (plan(store, sweep.name, sweep) if saved else _plan_unsaved(store, sweep)):
         est = estimate_run(store, planned.config, calibrate=calibrate)
         total, steps, cells = total + est, steps + planned.config.steps, cells + 1
         per_cell.append({"cell": planned.cell.name(sweep.name or "sweep"), **est.to_dict()})

@@ -48,20 +48,26 @@ def _values(*values) -> dict:
 
 
 @edge
-def on_estimate(store: Store, *values) -> str:
-    """Before launch: cells, steps, the time it will take (a range, and from what), what the seeds can show."""
+def on_estimate(store: Store, *values):
+    """Before launch: cells, steps, the time it will take (a range, and from what), what the seeds can show. A
+    student not yet measured on this machine is calibrated in the background; the form asks again until it is."""
     try:
         sweep = sweep_from_form(_values(*values))
-        e = estimate_sweep(store, sweep)
+        e = estimate_sweep(store, sweep, calibrate="background")
     except WorkbenchError as err:
-        return f"⚠ {md_text(err)}"
+        return f"⚠ {md_text(err)}", gr.Timer(active=False)
+    return estimate_md(e, sweep), gr.Timer(active=e["source"] == "none")
+
+
+def estimate_md(e: dict, sweep) -> str:
     parts = " · ".join(f"{k} {fmt_duration(v)}" for k, v in e["parts"].items() if v)
     limit = e["test_limit"]
     tests = (f"every cell is scored on the first {limit} test examples (the same ones, so methods compare example "
              "by example; set *Test examples* to change it)" if limit else "every cell is scored on the whole test "
              "split")
     caveat = one_seed_caveat(len(sweep.seeds))
-    return (f"**{e['cells']} runs**, {e['steps']:,} steps in all, one at a time · **{md_text(e['text'])}**"
+    when = md_text(e["text"]) if e["source"] != "none" else f"⏳ {md_text(e['text'])}"
+    return (f"**{e['cells']} runs**, {e['steps']:,} steps in all, one at a time · **{when}**"
             + (f" ({parts})" if parts else "") + f"  \n{tests}; the teacher's training set has "
             f"{e['available_rows']:,} rows" + (f"  \n⚠ {md_text(caveat)}" if caveat else ""))
 
@@ -190,12 +196,14 @@ def render(store: Store, demo: gr.Blocks, sel) -> None:
                          label="Cells (seconds per phase)", column_widths=CELL_WIDTHS, elem_classes=["wb-table"],
                          elem_id="sw-cells")
     timer = gr.Timer(2.0, active=False)
+    est_timer = gr.Timer(3.0, active=False)  # while a student is being calibrated for the estimate
 
     form = [task, teacher, methods, size_kind, sizes, chosen, seeds, steps, epochs, test_limit, name]
     poll = bind(on_poll, store)
     poll_out = [progress, verdict, data, cost, size, cells, timer, start]
     for comp in form:
-        comp.change(bind(on_estimate, store), form, estimate, api_visibility="private", **HIDDEN)
+        comp.change(bind(on_estimate, store), form, [estimate, est_timer], api_visibility="private", **HIDDEN)
+    est_timer.tick(bind(on_estimate, store), form, [estimate, est_timer], api_visibility="private", **HIDDEN)
     start.click(bind(on_start, store), form, [shown, timer], api_name="sweep", **HIDDEN).then(
         poll, shown, poll_out, api_visibility="private", **HIDDEN)
     resume.click(bind(on_resume, store), shown, timer, api_visibility="private", **HIDDEN).then(
@@ -209,4 +217,4 @@ def render(store: Store, demo: gr.Blocks, sel) -> None:
               shown, shown, api_visibility="private", **HIDDEN).then(
         bind(on_show, store), shown, form, api_visibility="private", **HIDDEN).then(
         poll, shown, poll_out, api_visibility="private", **HIDDEN).then(
-        bind(on_estimate, store), form, estimate, api_visibility="private", **HIDDEN)
+        bind(on_estimate, store), form, [estimate, est_timer], api_visibility="private", **HIDDEN)
