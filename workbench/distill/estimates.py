@@ -171,36 +171,50 @@ def calibration_file(store: Store) -> Path:
     return store.workspace / "calibration.json"
 
 
+def _read_cache(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (OSError, ValueError):
+        return {}  # a damaged cache is measured again
+    return data if isinstance(data, dict) else {}
+
+
 def calibration(store: Store, cfg: TrainConfig, *, run: bool = True, progress=None) -> dict | None:
-    """The cached calibration of this student, task and method on this machine; measured now (a few seconds, ~25 s
-    for SmolLM2-135M on 2 cores) when there is none and ``run``."""
+    """The cached calibration of this student, task and method on this machine; measured now (a few seconds, about a
+    minute for SmolLM2-135M on 2 cores) when there is none and ``run``. One calibration runs at a time on a machine
+    (a lock beside the cache): a second request for the same key waits for the first and reads its result, so a
+    form whose every change asks for an estimate never starts the same measurement twice."""
+    from workbench.core.locks import OwnerLock
+
     path = calibration_file(store)
-    try:
-        cache = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    except (OSError, ValueError):
-        cache = {}  # a damaged cache is measured again
     key = _key(cfg)
-    if key in cache or not run:
-        return cache.get(key)
-    if progress is not None:
-        progress(Note(message=f"calibrating {cfg.student} ({cfg.method}) on this machine, once (seconds; ~30 s for "
-                              "a pretrained model)"))
-    # In a process of its own: a pretrained student's weights, gradients and optimizer state (~2 GB for SmolLM2)
-    # are given back when it ends, not kept by the app that asked.
-    out = subprocess.run([sys.executable, "-m", "workbench.distill.estimates", "--workspace", str(store.workspace),
-                          json.dumps(cfg.to_dict())], capture_output=True, text=True, timeout=900,
-                         env={**os.environ, "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error"})
-    if out.returncode != 0:
-        lines = (out.stderr or out.stdout).strip().splitlines()
-        raise RunError(f"calibrating {cfg.student} failed: {lines[-1] if lines else 'no output'}")
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    cached = _read_cache(path).get(key)
+    if cached is not None or not run:
+        return cached
+    lock = OwnerLock.acquire(path.with_name(path.name + ".lock"), wait=1800, note=f"calibrating {cfg.student}")
     try:
-        cache = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    except (OSError, ValueError):
-        cache = {}
-    cache[key] = result
-    write_atomic(path, json.dumps(cache, indent=1))
-    return result
+        cached = _read_cache(path).get(key)  # measured by whoever held the lock before us
+        if cached is not None:
+            return cached
+        if progress is not None:
+            progress(Note(message=f"calibrating {cfg.student} ({cfg.method}) on this machine, once (seconds; about a "
+                                  "minute for a pretrained model)"))
+        # In a process of its own: a pretrained student's weights, gradients and optimizer state (~2 GB for
+        # SmolLM2) are given back when it ends, not kept by the app that asked.
+        out = subprocess.run([sys.executable, "-m", "workbench.distill.estimates", "--workspace",
+                              str(store.workspace), json.dumps(cfg.to_dict())], capture_output=True, text=True,
+                             timeout=900, env={**os.environ, "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+                                               "TRANSFORMERS_VERBOSITY": "error"})
+        if out.returncode != 0:
+            lines = (out.stderr or out.stdout).strip().splitlines()
+            raise RunError(f"calibrating {cfg.student} failed: {lines[-1] if lines else 'no output'}")
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        cache = _read_cache(path)
+        cache[key] = result
+        write_atomic(path, json.dumps(cache, indent=1))
+        return result
+    finally:
+        lock.release()
 
 
 _BACKGROUND: dict[str, threading.Thread] = {}

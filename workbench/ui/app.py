@@ -75,9 +75,9 @@ def build_app(workspace: str | os.PathLike) -> gr.Blocks:
                 else:
                     gr.Markdown("Comparison is not part of this build (`workbench.results.compare` is missing).")
             sweeps = _optional_tab("sweeps")
-            with gr.Tab("Sweeps", id="sweeps"):
+            with gr.Tab("Sweeps", id="sweeps") as sweeps_tab:
                 if sweeps is not None:
-                    sweeps.render(store, demo, sel)
+                    sweeps.render(store, demo, sel, sweeps_tab)
                 else:
                     gr.Markdown("Sweeps are not part of this build (`workbench.distill.sweeps` is missing).")
             with gr.Tab("About", id="about"):

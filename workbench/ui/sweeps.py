@@ -147,9 +147,10 @@ def on_show(store: Store, name: str | None):
     return [gr.update(value=values[f]) for f in FIELDS]
 
 
-def render(store: Store, demo: gr.Blocks, sel) -> None:
+def render(store: Store, demo: gr.Blocks, sel, tab: gr.Tab | None = None) -> None:
     """Lay out the tab and wire its events (``sel``, the first tab's selection, is not used: a sweep names its own
-    task and teacher)."""
+    task and teacher). The estimate is made when the tab is opened (``tab``), not on every page load: it may
+    calibrate a pretrained student, which only someone about to start a sweep should wait for."""
     intro("Does a rationale let a small model learn with less data? Train a grid — methods × training-set sizes × "
           "students × seeds — and watch the paper's figures fill in, with a verdict per size that says how sure it "
           "is. The form starts from the classroom sweep (SmolLM2-135M on the hard word problems, 3 seeds).")
@@ -201,8 +202,8 @@ def render(store: Store, demo: gr.Blocks, sel) -> None:
     form = [task, teacher, methods, size_kind, sizes, chosen, seeds, steps, epochs, test_limit, name]
     poll = bind(on_poll, store)
     poll_out = [progress, verdict, data, cost, size, cells, timer, start]
-    for comp in form:
-        comp.change(bind(on_estimate, store), form, [estimate, est_timer], api_visibility="private", **HIDDEN)
+    for comp in form:  # a person's edits (not a reload filling the form in) ask for a new estimate
+        comp.input(bind(on_estimate, store), form, [estimate, est_timer], api_visibility="private", **HIDDEN)
     est_timer.tick(bind(on_estimate, store), form, [estimate, est_timer], api_visibility="private", **HIDDEN)
     start.click(bind(on_start, store), form, [shown, timer], api_name="sweep", **HIDDEN).then(
         poll, shown, poll_out, api_visibility="private", **HIDDEN)
@@ -216,5 +217,6 @@ def render(store: Store, demo: gr.Blocks, sel) -> None:
     demo.load(lambda cur: gr.update(choices=list_sweeps(store), value=cur or (list_sweeps(store) or [None])[0]),
               shown, shown, api_visibility="private", **HIDDEN).then(
         bind(on_show, store), shown, form, api_visibility="private", **HIDDEN).then(
-        poll, shown, poll_out, api_visibility="private", **HIDDEN).then(
-        bind(on_estimate, store), form, [estimate, est_timer], api_visibility="private", **HIDDEN)
+        poll, shown, poll_out, api_visibility="private", **HIDDEN)
+    if tab is not None:
+        tab.select(bind(on_estimate, store), form, [estimate, est_timer], api_visibility="private", **HIDDEN)
