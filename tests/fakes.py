@@ -34,7 +34,7 @@ class FakeTeacher(Teacher):
 
 def toy_task(store, n_train: int = 8, n_test: int = 4) -> Task:
     """Sums ``a + b``; the fake teacher answers right, wrong or unparseably by design."""
-    task = Task(name="toy", answer_kind="equation", template_name="wordproblems", source="test")
+    task = Task(name="toy", answer_kind="equation", template_name="generic-equation", source="test")
     examples = []
     for split, n in (("train", n_train), ("test", n_test)):
         for i in range(n):

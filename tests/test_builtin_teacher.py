@@ -13,7 +13,7 @@ from workbench.builtin.teacher import UNKNOWN_TASK, BuiltinTeacher
 from workbench.core.errors import TeacherError
 from workbench.core.store import Example
 from workbench.data.metrics import evaluate_equation
-from workbench.data.prompts import PLACEHOLDER, get_template
+from workbench.data.prompts import PLACEHOLDER
 from workbench.data.tasks import TASKS, load_task
 from workbench.rationales.generation import generate_rationales
 from workbench.rationales.teachers.base import TeacherRequest, get_teacher
@@ -34,7 +34,7 @@ def ask(teacher, exs):
 def graded(name: str, teacher: BuiltinTeacher):
     """(example, reply, parsed, right) for 1000 examples, parsed with the task's own template parser."""
     task = TASKS[name]()
-    parser = get_template(task.template_name).parser
+    parser = task.template().parser
     exs = examples(name)
     out = []
     for e, reply in zip(exs, ask(teacher, exs)):
@@ -155,8 +155,8 @@ def test_unknown_tasks_get_a_request_error_not_a_crash():
 
 @pytest.mark.parametrize("name", ["wordproblems", "quantnli"])
 def test_templates_show_the_teachers_own_shape(name):
-    template = get_template(name)
-    assert template.text.rstrip().endswith(f"Q: {PLACEHOLDER}\nA:")
+    template = TASKS[name]().template()  # the task's own prompt
+    assert template.name == name and template.text.rstrip().endswith(f"Q: {PLACEHOLDER}\nA:")
     shots = re.findall(r"^A: (.*)$", template.text, flags=re.MULTILINE)[:-1]
     assert 3 <= len(shots) <= 4
     for shot in shots:

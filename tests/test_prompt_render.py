@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from workbench.data.prompts import ANSWER, PLACEHOLDER, TEMPLATES, PromptTemplate, get_template
+from workbench.data.tasks import TASKS
 
 FUZZ = settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
@@ -80,9 +81,9 @@ def test_the_input_stays_when_there_is_no_answer(text, bare):
     assert "Anne has 4 apples." in full and full.count("4 - 1") == text.count(ANSWER)
 
 
-@pytest.mark.parametrize("name", sorted(TEMPLATES))
+@pytest.mark.parametrize("name", sorted(TEMPLATES) + sorted(TASKS.names()))  # the library's and the tasks' own
 def test_shipped_templates_show_input_and_answer(name):
-    template = get_template(name).rationalizing()
+    template = (get_template(name) if name in TEMPLATES else TASKS[name]().template()).rationalizing()
     assert "Anne has 4 apples" in template.render("Anne has 4 apples") and ANSWER not in template.render("x")
     full = template.render("Anne has 4 apples", "( 4 - 1 )")
     assert "Anne has 4 apples" in full and "The correct answer is ( 4 - 1 )." in full

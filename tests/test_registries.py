@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import json
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -15,12 +16,14 @@ try:
 except ModuleNotFoundError:  # Python 3.10: pytest's own dependency reads TOML there
     import tomli as tomllib
 
+from workbench.builtin.common import BuiltinTask
 from workbench.core.errors import ConfigError, TeacherError, UnknownNameError
 from workbench.core.jobs import JOB_KINDS
 from workbench.core.pretrained import MODELS
 from workbench.core.records import Example
 from workbench.core.registry import Registry
 from workbench.data.parsers import PARSERS
+from workbench.data.prompts import TEMPLATES, PromptTemplate
 from workbench.data.tasks import TASKS, Task, list_tasks, load_task, register_task
 from workbench.distill.config import TrainConfig
 from workbench.distill.methods import METHODS, Standard, register_method
@@ -122,6 +125,64 @@ def test_typed_options_are_checked_once_for_every_teacher(throwaway):
     for bad in ("nan", "inf", "-1", "1e400", "0"):
         with pytest.raises(TeacherError, match="timeout"):
             get_teacher(f"openai:m@http://127.0.0.1:9/v1?timeout={bad}")
+
+
+# -- a task is one class and one registration ------------------------------------------------------------------
+class EvenOddTask(BuiltinTask):
+    """Is the number even or odd? Everything the workbench needs is here: examples, its prompt and parser, and
+    (as a built-in task) how the offline teacher answers it."""
+
+    prompt = PromptTemplate("evenodd", "Say whether the number is even or odd. End with \"So the answer is\" and "
+                            "even or odd.\n\nQ: Is 14 even or odd?\nA: 14 ends in 4, so it is even. So the answer "
+                            "is even.\n\nQ: {input}\nA:", "class")
+    required_fields = ("n",)
+
+    def build_examples(self):
+        for split, n in (("train", 24), ("valid", 4), ("test", 8)):
+            for i in range(n):
+                k = 3 * i + len(split)
+                yield Example(f"{split}-{i}", split, f"Is {k} even or odd?", "odd" if k % 2 else "even",
+                              {"task": "evenodd", "n": k})
+
+    def injected_error(self, example, teacher):
+        return None
+
+    def write_answer(self, example, teacher):
+        n = example.fields["n"]
+        label = "odd" if n % 2 else "even"
+        return TeacherReply(f"{n} ends in {n % 10}, so it is {label}. So the answer is {label}.")
+
+
+def test_a_task_that_owns_its_prompt_registers_once_and_generates_and_trains(store):
+    register_task("evenodd")(lambda: EvenOddTask(name="evenodd", answer_kind="classes", labels=("even", "odd"),
+                                                 source="builtin"))
+    try:
+        assert "evenodd" not in TEMPLATES  # nothing added to the library's templates
+        task = load_task("evenodd", store)
+        assert task.template_name == "evenodd" and task.template() is EvenOddTask.prompt
+        assert type(load_task("evenodd", store)) is EvenOddTask  # read back with its prompt and writer
+        check_generation(store, "evenodd", "builtin")  # the builtin teacher answers it: it is a BuiltinTask
+        summary = generate_rationales(store, task, get_teacher("builtin", store=store))
+        assert summary["parsed"] == 24 and summary["teacher_accuracy"] == 1.0  # its own parser read every answer
+        rows = store.latest_generations("evenodd", "builtin")
+        assert {r["template_hash"] for r in rows} == {EvenOddTask.prompt.hash}
+        out = train_student(store, TrainConfig(task="evenodd", method="dss", student="tiny", teacher="builtin",
+                                               steps=2, batch_size=8, eval_every=0, test_limit=4,
+                                               predict_rationales=False))
+        assert out["status"] == "done" and out["n_test"] == 4
+        meta = json.loads((store.workspace / "runs" / out["run"] / "config.json").read_text())
+        assert EvenOddTask.prompt.hash in json.dumps(meta["template_hashes"])
+    finally:
+        TASKS.unregister("evenodd")
+
+
+def test_the_built_in_tasks_own_their_prompts_with_the_hashes_their_answers_were_stored_under():
+    # The hashes the templates had as files of workbench/data/prompt_templates/: generations stored before the
+    # prompts moved into their tasks still match them (generation skips what is answered, by template hash).
+    assert {n: (TASKS[n]().template().name, TASKS[n]().template().hash) for n in DECLARED["workbench.tasks"]} == {
+        "wordproblems": ("wordproblems", "304a9946bee640ee"), "wordproblems-hard": ("wordproblems", "304a9946bee640ee"),
+        "quantnli": ("quantnli", "d975aa5ff28697de")}
+    assert not set(TEMPLATES) & {"wordproblems", "quantnli"}
 
 
 # -- the workbench's own entry points (pyproject.toml) ----------------------------------------------------------

@@ -17,8 +17,34 @@ from collections.abc import Iterator
 from workbench.builtin.common import NAMES, OBJECTS, BuiltinTask, generate, sizes, truncate
 from workbench.builtin.reading import read_nli
 from workbench.core.records import Example
+from workbench.data.prompts import PromptTemplate
 from workbench.data.tasks import NLI_LABELS
 from workbench.rationales.teachers.base import TeacherReply
+
+# The task's own few-shot prompt (its parser: ``class``). Its text is part of every generation's template hash:
+# changing it keeps earlier answers apart from new ones.
+PROMPT = PromptTemplate("quantnli", """\
+Decide whether the hypothesis follows from the premise. Say which counts matter and compare them. Answer entailment if the hypothesis must be true, contradiction if it must be false, and neutral if the premise does not say. End with "So the answer is" and one of entailment, neutral, contradiction.
+
+Q: Premise: Anne has 5 apples and 3 pears.
+Hypothesis: Anne has more apples than pears.
+A: The premise says Anne has 5 apples and 3 pears. 5 is more than 3, so the hypothesis is true. So the answer is entailment.
+
+Q: Premise: Tom has 7 cards. Mia has 4 cards.
+Hypothesis: Mia has at least 9 cards.
+A: The premise says Mia has 4 cards. We do not need Tom's 7 cards. 4 is less than 9, so the hypothesis is false. So the answer is contradiction.
+
+Q: Premise: Leo has 12 stamps. Sara has 6 stamps.
+Hypothesis: Leo and Ben have 18 stamps in total.
+A: The premise does not say how many stamps Ben has, so we cannot tell. So the answer is neutral.
+
+Q: Premise: Kate has 8 eggs and 11 cups.
+Hypothesis: Kate has 19 eggs and cups in total.
+A: The premise says Kate has 8 eggs and 11 cups. 8 + 11 = 19, so the hypothesis is true. So the answer is entailment.
+
+Q: {input}
+A:
+""", "class")
 
 _NLI_PARSE_SHARE = 0.2  # of the wrong answers, this share ends in no single label
 
@@ -120,6 +146,8 @@ def _nli_pair(rng: random.Random, label: str) -> tuple[str, str, dict]:
 class QuantNLITask(BuiltinTask):
     """Premise/hypothesis pairs about counts and comparisons, with balanced classes."""
 
+    prompt = PROMPT
+
     required_fields = ("facts", "hypothesis", "difficulty")
 
     def build_examples(self) -> Iterator[Example]:
@@ -155,7 +183,7 @@ class QuantNLITask(BuiltinTask):
 
 
 def quantnli(n_train=1500, n_valid=150, n_test=300, seed=0) -> QuantNLITask:
-    return QuantNLITask(name="quantnli", answer_kind="classes", labels=NLI_LABELS, template_name="quantnli",
+    return QuantNLITask(name="quantnli", answer_kind="classes", labels=NLI_LABELS,
                         source="builtin", spec=sizes(n_train, n_valid, n_test, seed))
 
 

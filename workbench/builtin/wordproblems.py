@@ -24,7 +24,29 @@ from workbench.builtin.reading import read_word_problem
 from workbench.core.errors import ConfigError
 from workbench.core.records import Example
 from workbench.data.metrics import EquationError, evaluate_equation
+from workbench.data.prompts import PromptTemplate
 from workbench.rationales.teachers.base import TeacherReply
+
+# The task's own few-shot prompt (its parser: ``equation``). Its text is part of every generation's template hash:
+# changing it keeps earlier answers apart from new ones.
+PROMPT = PromptTemplate("wordproblems", """\
+Answer each math word problem. Say which numbers matter and work it out step by step. Say which numbers do not matter and why. End with "The answer is" and one equation over the numbers in the story.
+
+Q: Anne has 12 apples. She gives 5 to Peter. Anne also has 4 pencils. Then she buys 3 more. How many apples does Anne have now?
+A: Anne starts with 12 apples. She gives away 5, so 12 - 5 = 7. Then she buys 3 more, so 7 + 3 = 10. We do not need the 4 pencils, because the question is about apples. The answer is ( 12 - 5 ) + 3.
+
+Q: Tom has 6 bags. Each bag has 4 marbles. The shop opened 9 days ago. How many marbles does Tom have?
+A: Tom has 6 bags. Each bag has 4 marbles, so 6 * 4 = 24. We do not need the 9 days since the shop opened, because the question is about marbles. The answer is 6 * 4.
+
+Q: Mia has 7 cards and Leo has 11 cards. Sam is 10 years old. They share them equally among 3 friends. There are 15 kids in Mia's class. How many cards does each friend get?
+A: Mia has 7 cards. Leo has 11, so 7 + 11 = 18. They share them among 3 friends, so 18 / 3 = 6. We do not need Sam's age of 10 or the 15 kids in the class, because the question is about cards. The answer is ( 7 + 11 ) / 3.
+
+Q: Ben has 16 shells. Lucy has 9 shells. Ben walks 5 blocks to school. How many more shells does Ben have than Lucy?
+A: Ben has 16 shells. Lucy has only 9, so 16 - 9 = 7. We do not need the 5 blocks to school, because the question is about shells. The answer is 16 - 9.
+
+Q: {input}
+A:
+""", "equation")
 
 # Which mistake, given that one is made: (kind, cumulative share).
 _WP_ERRORS = (("wrong_quantity", 0.4), ("wrong_operation", 0.75), ("parse_failure", 1.0))
@@ -188,6 +210,8 @@ def _word_problem(rng: random.Random, level: int) -> tuple[str, str, dict]:
 class WordProblemsTask(BuiltinTask):
     """SVAMP-like stories with distractors; the label is an equation over the story's numbers."""
 
+    prompt = PROMPT
+
     required_fields = ("used", "operations", "start", "steps", "distractors", "object")
 
     def build_examples(self) -> Iterator[Example]:
@@ -227,7 +251,7 @@ def wordproblems(n_train=2000, n_valid=200, n_test=300, seed=0, levels=(1, 2)) -
     """Level 1: one operation; 2: two; 3: two plus a second distractor; 4: three operations and two distractors.
     Levels are mixed evenly."""
     spec = {**sizes(n_train, n_valid, n_test, seed), "levels": _levels(levels)}
-    return WordProblemsTask(name="wordproblems", answer_kind="equation", template_name="wordproblems",
+    return WordProblemsTask(name="wordproblems", answer_kind="equation",
                             source="builtin", spec=spec)
 
 

@@ -60,9 +60,9 @@ class PromptTemplate:
         """Rationalization (STaR; SCOTT): the same prompt with the gold answer given, so a weak teacher explains the
         right answer instead of finding one. A different text, so its answers are kept apart by template hash.
 
-        >>> t = get_template("wordproblems").rationalizing()
+        >>> t = get_template("svamp").rationalizing()
         >>> t.name, "The correct answer is ( 4 - 2 ) - 1." in t.render("Anne has 4 apples …", "( 4 - 2 ) - 1")
-        ('wordproblems+rationalize', True)
+        ('svamp+rationalize', True)
         """
         if self.rationalizes:
             return self
@@ -105,10 +105,9 @@ def template_hash(text: str, parser_name: str) -> str:
     return hashlib.sha256(f"{parser_name}\0{text}".encode()).hexdigest()[:16]
 
 
-# name → (file under workbench/prompt_templates/, parser). Tasks name their default template.
+# name → (file under workbench/prompt_templates/, parser): the library's templates, which imported and custom tasks
+# name. A task class that owns its prompt (``Task.prompt``: the built-in tasks) needs no entry here.
 TEMPLATES: dict[str, tuple[str, str]] = {
-    "wordproblems": ("wordproblems.txt", "equation"),
-    "quantnli": ("quantnli.txt", "class"),
     "svamp": ("svamp.txt", "equation"),
     "cqa": ("cqa.txt", "choice"),
     "anli1": ("anli.txt", "class"),

@@ -6,7 +6,9 @@ label space, and its prompt template (which carries the parser). Examples live i
 asked for and reads any stored task back, as the same class: a built-in task comes back as its own subclass, so
 what it owns beyond the data (the offline teacher's writer, a reader for new inputs) comes back with it.
 
-Built-in tasks register in :data:`TASKS` (entry-point group ``workbench.tasks``), a factory each:
+Built-in tasks register in :data:`TASKS` (entry-point group ``workbench.tasks``), a factory each, and that is
+all: a task class owns its prompt and parser (:attr:`Task.prompt`), so adding a task is one module and one
+registration (the README's "How to add a task").
 
 >>> sorted(TASKS.names())[:2]
 ['quantnli', 'wordproblems']
@@ -18,12 +20,15 @@ Built-in tasks register in :data:`TASKS` (entry-point group ``workbench.tasks``)
 "Sam has 10 coins. He buys 2 more. There are 17 kids in Jack's class. How many coins does Sam have now?"
 >>> type(load_task("wordproblems", store)).__name__                               # read back as its own class
 'WordProblemsTask'
+>>> task.template().name, task.template().parser_name                             # its own prompt and parser
+('wordproblems', 'equation')
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from workbench.core.errors import ConfigError, UnknownNameError
 from workbench.core.names import check_name
@@ -40,8 +45,14 @@ SPLITS = ("train", "valid", "test")
 
 @dataclass
 class Task:
-    """A named problem. Built-in subclasses generate their examples (:meth:`build_examples`); imported tasks are
-    plain ``Task`` objects read back from the store."""
+    """A named problem. Built-in subclasses generate their examples (:meth:`build_examples`) and own their prompt
+    (:attr:`prompt`); imported tasks are plain ``Task`` objects read back from the store, naming one of the
+    library's templates (``template_name``, :data:`workbench.data.prompts.TEMPLATES`)."""
+
+    #: The prompt a task class owns: its few-shot text (with ``{input}``) and the name of the parser that reads a
+    #: teacher's answer. A class that sets it needs nothing in the library's templates; its name becomes the
+    #: task's ``template_name`` (stored with the task, and how generations find their template again).
+    prompt: ClassVar[PromptTemplate | None] = None
 
     name: str
     answer_kind: str
@@ -52,6 +63,8 @@ class Task:
     store: Store | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
+        if type(self).prompt is not None:
+            self.template_name = type(self).prompt.name
         if self.answer_kind not in ANSWER_KINDS:
             raise ConfigError(f"answer kind must be one of {ANSWER_KINDS}, not {self.answer_kind!r}")
         if self.answer_kind == "classes" and not self.labels:
@@ -68,7 +81,8 @@ class Task:
         return METRIC_NAMES[self.answer_kind]
 
     def template(self) -> PromptTemplate:
-        return get_template(self.template_name)
+        """The task's own prompt when its class has one, else the library's template it names."""
+        return type(self).prompt or get_template(self.template_name)
 
     def build_examples(self) -> Iterable[Example]:
         """Generate the task's examples (built-in tasks implement this; imported ones are read from the store)."""
