@@ -81,11 +81,12 @@ def _duration(seconds: float) -> str:
 
 
 # -- one run --------------------------------------------------------------------------------------------------------
-def estimate_run(store: Store, cfg: TrainConfig, *, calibrate: bool | str = True) -> Estimate:
+def estimate_run(store: Store, cfg: TrainConfig, *, calibrate: bool | str = True, job: bool = True) -> Estimate:
     """The run's time per phase: from the pace of earlier runs with the same student, method and batch size
     (same task first), else from a calibration (once per student, task and method on this machine): measured now
     when ``calibrate`` is True, started in a background thread when it is ``"background"`` (a form then says it is
-    measuring, and asks again); ``Estimate.source == "none"`` when neither is there yet."""
+    measuring, and asks again); ``Estimate.source == "none"`` when neither is there yet. ``job``: the run is a
+    background job, which first starts a process (a calibration measured that too)."""
     cfg = cfg.resolved()
     pace = measured_pace(store, cfg) or calibration(store, cfg, run=calibrate is True)
     if pace is None and calibrate == "background":
@@ -102,6 +103,8 @@ def estimate_run(store: Store, cfg: TrainConfig, *, calibrate: bool | str = True
     per_gen = pace["s_per_generation"]
     parts = {"load": pace["load"], "train": cfg.steps * pace["s_per_step"], "evaluate": n_evals * n_valid * per_gen,
              "save": pace["save"], "score": generations * per_gen}
+    if job:  # a background job starts a process of its own first
+        parts["start"] = pace.get("start", 0.0)
     seconds = sum(parts.values())
     fast = pace.get("s_per_step_min", pace["s_per_step"]) / pace["s_per_step"]
     return Estimate(seconds, seconds * min(FASTER, fast), seconds * SLOWER, {k: round(v, 2) for k, v in parts.items()},
@@ -124,7 +127,9 @@ def measured_pace(store: Store, cfg: TrainConfig) -> dict | None:
              and r["summary"].get("generations")]
     if not timed:  # runs from before phases were timed: pace only, the rest from a calibration if there is one
         return None
+    calibrated = calibration(store, cfg, run=False) or {}
     return {"source": "measured", "s_per_step": statistics.median(steps), "s_per_step_min": min(steps),
+            "start": calibrated.get("start", 0.0),
             "load": statistics.median(s["timings"].get("load", 0) for s in timed),
             "save": statistics.median(s["timings"].get("save", 0) for s in timed),
             "s_per_generation": statistics.median(s["timings"]["score"] / s["generations"] for s in timed),
@@ -201,6 +206,7 @@ def calibration(store: Store, cfg: TrainConfig, *, run: bool = True, progress=No
                                   "minute for a pretrained model)"))
         # In a process of its own: a pretrained student's weights, gradients and optimizer state (~2 GB for
         # SmolLM2) are given back when it ends, not kept by the app that asked.
+        started = time.monotonic()
         out = subprocess.run([sys.executable, "-m", "workbench.distill.estimates", "--workspace",
                               str(store.workspace), json.dumps(cfg.to_dict())], capture_output=True, text=True,
                              timeout=900, env={**os.environ, "HF_HUB_DISABLE_PROGRESS_BARS": "1",
@@ -209,6 +215,8 @@ def calibration(store: Store, cfg: TrainConfig, *, run: bool = True, progress=No
             lines = (out.stderr or out.stdout).strip().splitlines()
             raise RunError(f"calibrating {cfg.student} failed: {lines[-1] if lines else 'no output'}")
         result = json.loads(out.stdout.strip().splitlines()[-1])
+        # What a job pays before its first phase: a process starting and importing torch and transformers.
+        result["start"] = round(max(0.0, time.monotonic() - started - result.pop("inside", 0.0)), 2)
         cache = _read_cache(path)
         cache[key] = result
         write_atomic(path, json.dumps(cache, indent=1))
@@ -261,6 +269,7 @@ def measure(store: Store, cfg: TrainConfig) -> dict:
     from workbench.distill.students import is_from_scratch, make_student
     from workbench.distill.trainer import prepare_for_training
 
+    began = time.monotonic()
     task = load_task(cfg.task, store)
     cfg = cfg.with_(numbers=resolve_numbers(cfg.numbers, task.answer_kind, is_from_scratch(cfg.student)))
     rows = calibration_rows(store, task, cfg)
@@ -301,7 +310,8 @@ def measure(store: Store, cfg: TrainConfig) -> dict:
     timed = times[1:] or times
     return {"source": "calibrated", "s_per_step": statistics.median(timed), "s_per_step_min": min(timed),
             "load": round(load, 2), "save": round(save, 2), "s_per_generation": per_gen,
-            "gives_rationales": method.gives_rationales, "measured": time.time(), "steps_timed": len(timed)}
+            "gives_rationales": method.gives_rationales, "measured": time.time(), "steps_timed": len(timed),
+            "inside": time.monotonic() - began}
 
 
 def _label_tokens(encoder, rows: list[dict]) -> int:

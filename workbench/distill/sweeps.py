@@ -429,7 +429,7 @@ def estimate_sweep(store: Store, sweep: SweepConfig, *, calibrate: bool | str = 
     total, steps, per_cell, cells = Estimate(source="measured"), 0, [], 0
     saved = sweep.name is not None and (sweeps_root(store) / sweep.name / "sweep.json").is_file()
     for planned in (plan(store, sweep.name, sweep) if saved else _plan_unsaved(store, sweep)):
-        est = estimate_run(store, planned.config, calibrate=calibrate)
+        est = estimate_run(store, planned.config, calibrate=calibrate, job=cells == 0)  # one job: one start
         total, steps, cells = total + est, steps + planned.config.steps, cells + 1
         per_cell.append({"cell": planned.cell.name(sweep.name or "sweep"), **est.to_dict()})
     return {"cells": cells, "steps": steps, "seconds": round(total.seconds, 1), "low": round(total.low, 1),
@@ -499,7 +499,7 @@ def _train_cells(store: Store, name: str, sweep: SweepConfig, progress, should_s
             continue
         if progress is not None:
             left = [p.config for p in planned_cells[index:]]
-            eta = sum(estimate_run(store, c, calibrate=False).seconds for c in left)
+            eta = sum(estimate_run(store, c, calibrate=False, job=False).seconds for c in left)
             progress(CellStarted(run=run or planned.cell.name(name), index=index, total=len(planned_cells),
                                  eta=round(eta, 1) if eta else None))
         if row.get("status") in ("cancelled", "failed", "interrupted"):
