@@ -271,7 +271,7 @@ def test_cli_train_eval_compare_runs(ws, capsys):
     w = str(ws.workspace)
     code, out = _cli(capsys, "--workspace", w, "train", "--task", "wordproblems", "--method", "dss", "--student",
                      "tiny", "--teacher", "builtin", "--steps", "3", "--batch-size", "8", "--lr", "0.003",
-                     "--run", "cli-run", "--test-limit", "8", "--quiet", "--json")
+                     "--max-target-len", "24", "--run", "cli-run", "--test-limit", "8", "--quiet", "--json")
     assert code == 0
     assert {"run", "run_dir", "steps", "train_seconds", "accuracy", "teacher_accuracy"} <= set(out)
     assert out["run"] == "cli-run" and out["steps"] == 3
