@@ -5,6 +5,9 @@ check and one plan for every front (the app's sentence before launch is the plan
 from __future__ import annotations
 
 import html
+import os
+import signal
+import threading
 import time
 
 import pytest
@@ -15,7 +18,7 @@ from workbench.core.errors import ConfigError
 from workbench.core.events import GenerationProgress
 from workbench.core.modeling import save_random_checkpoint
 from workbench.data.tasks import load_task
-from workbench.rationales import generation
+from workbench.rationales import progress as generation_progress
 from workbench.rationales.generation import (
     check_generation,
     default_limit,
@@ -33,7 +36,7 @@ def tiny_lm(tmp_path_factory) -> str:
 
 
 def test_progress_says_which_batch_and_how_many_tokens_with_an_eta(store, tiny_lm, monkeypatch):
-    monkeypatch.setattr(generation, "TOKEN_REPORT_SECONDS", 0.0)  # every token (a tiny model is fast)
+    monkeypatch.setattr(generation_progress, "TOKEN_REPORT_SECONDS", 0.0)  # every token (a tiny model is fast)
     task = toy_task(store, n_train=6)
     seen: list[GenerationProgress] = []
     out = generate_rationales(store, task, get_teacher(f"hf:{tiny_lm}?max_new_tokens=12&stop=&batch_size=4"),
@@ -50,7 +53,7 @@ def test_progress_says_which_batch_and_how_many_tokens_with_an_eta(store, tiny_l
 
 
 def test_a_cancel_cuts_the_batch_in_flight_and_keeps_the_batches_answered(store, tiny_lm, monkeypatch):
-    monkeypatch.setattr(generation, "TOKEN_REPORT_SECONDS", 0.0)
+    monkeypatch.setattr(generation_progress, "TOKEN_REPORT_SECONDS", 0.0)
     task = toy_task(store, n_train=6)
     teacher = get_teacher(f"hf:{tiny_lm}?max_new_tokens=40&stop=&batch_size=2")
     stop = {"now": False}
@@ -83,6 +86,54 @@ def test_a_generation_job_cancelled_during_a_long_batch_stops_within_10_seconds(
     row = wait_job(store, job, timeout=30, poll=0.1)
     assert time.monotonic() - asked < 10 and row["status"] == "cancelled"
     assert not store.latest_generations("toy", f"hf:{tiny_lm}")  # nothing half-written
+
+
+class StuckTeacher(FakeTeacher):
+    """Answers its first batch at once, then sits in its second the way a local model reads long prompts on a CPU
+    (measured: SmolLM2-135M took 117 s before its first token for 16 few-shot prompts, on 2 busy cores)."""
+
+    kind = "stuck-test"
+    busy = threading.Event()
+
+    def answer(self, requests):
+        if not FakeTeacher.calls:
+            return super().answer(requests)
+        StuckTeacher.busy.set()
+        # No token to check between: only the cancel's SIGTERM can cut this. Like a model's forward pass (many short
+        # torch calls), it returns to Python often, where the handler runs whichever thread the signal reached.
+        for _ in range(1200):
+            time.sleep(0.1)
+        raise AssertionError("the cancel did not interrupt the teacher")
+
+
+def test_a_cancel_interrupts_a_teacher_busy_before_its_first_token_and_keeps_the_batches_answered(store):
+    from workbench.core.jobs import cancel_job, job_status, start_job
+    from workbench.core.store import Store
+    from workbench.rationales.teachers.base import TEACHERS, register_teacher
+
+    if "stuck-test" not in TEACHERS:
+        register_teacher(StuckTeacher)
+    toy_task(store, n_train=8)
+    StuckTeacher.busy.clear()
+    timing = {}
+
+    def cancel_when_busy():
+        assert StuckTeacher.busy.wait(60)
+        other = Store.open(store.workspace)
+        timing["asked"] = time.monotonic()
+        cancel_job(other, "gen-stuck")  # marks it cancelling; this process is the job's, so no signal is sent...
+        os.kill(os.getpid(), signal.SIGTERM)  # ...and this is the SIGTERM cancel_job sends a job's process
+
+    helper = threading.Thread(target=cancel_when_busy)
+    helper.start()
+    start_job(store, "generate", {"task": "toy", "teacher": "stuck-test"}, job_id="gen-stuck",
+              detach=False)  # the job runs here, in the main thread, as in its own process
+    stopped = time.monotonic()
+    helper.join()
+    row = job_status(store, "gen-stuck")
+    assert row["status"] == "cancelled" and stopped - timing["asked"] < 10
+    assert row["progress"]["result"]["generated"] == 4  # the first batch kept, the interrupted one not stored
+    assert len(store.latest_generations("toy", "stuck-test")) == 4
 
 
 # -- one check and one plan for every front ---------------------------------------------------------------------

@@ -4,6 +4,7 @@ same findings in Chromium. Numbers refer to the issue's findings."""
 from __future__ import annotations
 
 import html
+import os
 
 import pytest
 
@@ -102,7 +103,7 @@ def test_the_train_form_warns_on_thousands_of_passes_few_test_examples_and_an_of
     few = form_warnings(store, config_from_form({**values, "test_limit": "6", "steps": "2"}))
     assert [w.field for w in few] == ["test_limit"] and "one example moves accuracy by 17 points" in few[0].message
     offline = form_warnings(store, config_from_form({**values, "student": "google/flan-t5-small", "steps": "2"}))
-    assert any(w.field == "student" and "cannot be loaded offline" in w.message for w in offline)
+    assert any(w.field == "student" and "cannot be loaded here (offline)" in w.message for w in offline)
     _, facts = train.on_form(store, "wordproblems", "builtin",
                              *[{**values, "steps": 1000}[k] for k in train.FORM_FIELDS])
     assert "⚠" in facts and "8,000 passes over 4 rows" in html.unescape(facts)
@@ -115,3 +116,39 @@ def test_the_demo_form_has_nothing_to_warn_about(store):
     load_task("wordproblems", store)
     values = {**form_defaults(), "task": "wordproblems", "teacher": "builtin", "test_limit": "", "run": ""}
     assert form_warnings(store, config_from_form(values)) == []
+
+
+# 6. A reload restores one consistent task and teacher: what the page showed, else a running job's, else the demo.
+def test_a_reload_restores_the_task_with_a_teacher_that_can_teach_it(store):
+    from workbench.rationales.suggest import restore_selection
+    from workbench.ui import task_teacher
+
+    load_task("wordproblems", store, n_train=8, n_valid=2, n_test=2)
+    load_task("quantnli", store, n_train=8, n_valid=2, n_test=2)
+    assert restore_selection(store, "quantnli", "hf:smollm2-135m", "wordproblems") == ("quantnli", "hf:smollm2-135m")
+    assert restore_selection(store, None, None, "wordproblems") == ("wordproblems", "builtin")
+    assert restore_selection(store, "gone", "builtin", "wordproblems") == ("wordproblems", "builtin")
+    # A teacher that cannot teach the restored task is never shown beside it.
+    assert restore_selection(store, "quantnli", "released:palm-540b", "wordproblems") == ("quantnli", "builtin")
+    # A fresh page while a job runs opens on that job's task and teacher (the page once reset to the demo task).
+    store.upsert_job("gen-1", kind="generate", status="running", spec={"task": "quantnli", "teacher": "builtin?seed=2"},
+                     pid=os.getpid())
+    assert restore_selection(store, None, None, "wordproblems") == ("quantnli", "builtin?seed=2")
+    update, spec = task_teacher.on_load(store, {"task": "wordproblems", "teacher": "builtin"})
+    assert update["value"] == "wordproblems" and spec == "builtin" and "quantnli" in update["choices"]
+
+
+# 7. Polish, each seen in the walk.
+def test_polish_a_lone_loss_point_a_chart_message_and_placeholders_that_fit_the_teacher():
+    from workbench.results import plots
+    from workbench.ui import task_teacher
+
+    one = plots.loss_curves([{"event": "train", "step": 1, "loss": 2.5}])
+    assert [t.mode for t in one.data] == ["markers"]  # a line through one point drew an empty chart
+    gap = plots.curve_gap([{"method": "dss", "params": 134_515_008}], "params", "student sizes")
+    assert gap.endswith("have 1\u00a0(134,515,008)")  # never wrapped into "have 1" / "(134,515,008)"
+    assert task_teacher.settings_hint("builtin") == "error_rate=0.2&seed=0"
+    assert task_teacher.settings_hint("released") == "(none needed)"  # not the builtin teacher's example
+    assert task_teacher.settings_hint("hf").startswith("temperature=")
+    _, settings, _, spec = task_teacher.on_teacher_kind("released")
+    assert settings["placeholder"] == "(none needed)" and settings["value"] == "" and spec == "released"

@@ -182,10 +182,11 @@ def student_offline_problem(spec: str) -> str | None:
 
     if spec in STUDENTS:
         ok, why = STUDENTS[spec].availability()
-        return None if ok else f"the student {spec} cannot be loaded here: {why}"
+        return None if ok else f"the student {spec} cannot be loaded here (offline): {why}"
     if os.path.isdir(spec) or "/" not in spec:
         return None
     if pretrained.is_offline() and not pretrained.in_hub_cache(spec):
-        return (f"the student {spec} cannot be loaded offline: it is not a folder here and not in the local hub "
-                "cache (HF_HUB_OFFLINE=1). Pick a preset or a pretrained model the Student list says is available")
+        return (f"the student {spec} cannot be loaded here (offline): it is not a folder here and not in the "
+                "local hub cache (HF_HUB_OFFLINE=1). Pick a preset or a pretrained model the Student list says is "
+                "available")
     return None

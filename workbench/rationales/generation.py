@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,19 +35,21 @@ from workbench.data.metrics import accuracy
 from workbench.data.parsers import Parsed
 from workbench.data.prompts import PromptTemplate
 from workbench.data.tasks import Task, load_task
+from workbench.rationales.progress import (
+    ANSWERING,
+    GenerationCancelled,
+    ProgressFn,
+    Reporter,
+    cancel_on_sigterm,
+)
 from workbench.rationales.teachers.base import (
     Teacher,
     TeacherReply,
     TeacherRequest,
-    Watch,
     get_teacher,
     teacher_class,
 )
 
-ProgressFn = Callable[[GenerationProgress], None]
-
-
-TOKEN_REPORT_SECONDS = 1.0  # token progress of the batch in flight is reported at most this often
 PAID_DEFAULT = 20  # what a teacher that costs time or money answers unless told otherwise
 COST_WORDS = {"free": "free and instant", "compute": "a local model: minutes per hundred on a CPU",
               "money": "an endpoint: may be billed"}
@@ -124,7 +125,7 @@ def generate_rationales(store: Store, task: Task, teacher: Teacher, *, split: st
     plan = plan_generation(store, task, teacher, split=split, limit=limit, template=template)
     store.add_template(template.name, template.parser_name, template.text, template.hash)
     parser, skey = template.parser, settings_key(teacher)
-    report = _Reporter(progress, len(plan.todo), max(1, int(teacher.batch_size)))
+    report = Reporter(progress, len(plan.todo), max(1, int(teacher.batch_size)))
     taken = 0  # answered or being answered by another process since the plan was made
     report.send()
     owner, lock = _claim_owner(store)
@@ -141,8 +142,12 @@ def generate_rationales(store: Store, task: Task, teacher: Teacher, *, split: st
                 requests = [TeacherRequest(e, p, task.labels, task) for e, p in pairs]
                 watch = teacher.watch = report.watch(start, len(requests), should_stop)
                 try:
+                    ANSWERING.set()
                     replies = teacher.answer(requests)
+                except GenerationCancelled:  # a cancel that could not wait for the teacher (cancel_on_sigterm)
+                    watch.stopped = True
                 finally:
+                    ANSWERING.clear()
                     teacher.watch = None
                 if watch.stopped:  # cut short by a cancel: incomplete answers are not stored
                     break
@@ -164,52 +169,6 @@ def generate_rationales(store: Store, task: Task, teacher: Teacher, *, split: st
     return {**report.counts, "skipped": plan.considered - report.total + taken, "considered": plan.considered,
             "template_hash": template.hash, "teacher": teacher.id,
             "teacher_accuracy": teacher_accuracy(store, task, teacher.id, template.hash, split, limit)}
-
-
-class _Reporter:
-    """A generation's progress: rows done, the batch in flight (tokens so far), counts, and an ETA."""
-
-    def __init__(self, progress: ProgressFn | None, total: int, batch: int):
-        self.progress, self.total, self.batch = progress, total, batch
-        self.counts = {"generated": 0, "parsed": 0, "parse_errors": 0, "errors": 0}
-        self.done = self.in_flight = 0
-        self.partial, self.phase = 0.0, ""
-        self.started = time.monotonic()
-        self._last = 0.0
-
-    def watch(self, start: int, rows: int, should_stop: Callable[[], bool] | None) -> Watch:
-        """The :class:`Watch` for the batch starting at row ``start``: token progress comes back here."""
-        self.in_flight, self.partial = rows, 0.0
-        batches = -(-self.total // self.batch)
-        where = f"batch {start // self.batch + 1} of {batches}" if batches > 1 else "the batch"
-        self.phase = f"{where}: {rows} prompt{'s' if rows != 1 else ''} sent"
-        self.send()
-
-        def tokens(done: int, most: int) -> None:
-            self.partial = min(1.0, done / max(1, most))
-            self.phase = f"{where}: {done}/{most} tokens"
-            if time.monotonic() - self._last >= TOKEN_REPORT_SECONDS:  # a token can take milliseconds
-                self.send()
-
-        return Watch(on_tokens=tokens, stop=should_stop)
-
-    def count(self, gens: list[Generation]) -> None:
-        self.in_flight, self.partial, self.phase = 0, 0.0, ""
-        for g in gens:
-            self.counts["generated"] += 1
-            key = "errors" if g.error else "parse_errors" if g.parse_error else "parsed"
-            self.counts[key] += 1
-
-    def send(self) -> None:
-        self._last = time.monotonic()
-        if self.progress is None:
-            return
-        elapsed = self._last - self.started
-        so_far = self.done + self.in_flight * self.partial
-        eta = elapsed / so_far * (self.total - so_far) if so_far else None
-        self.progress(GenerationProgress(done=self.done, total=self.total, elapsed=round(elapsed, 3),
-                                         eta=None if eta is None else round(eta, 3), in_flight=self.in_flight,
-                                         partial=round(self.partial, 4), phase=self.phase, **self.counts))
 
 
 def _claim_owner(store: Store) -> tuple[str, OwnerLock]:
@@ -326,7 +285,8 @@ def generate_job(store: Store, spec: dict, ctx: JobContext) -> dict:
                            limit=spec.get("limit"), template_text=spec.get("template_text"),
                            rationalize=bool(spec.get("rationalize")))
     ctx.state = GenerationProgress()
-    summary = run_request(store, req, progress=ctx.progress, should_stop=ctx.should_stop, log=ctx.log)
+    with cancel_on_sigterm():
+        summary = run_request(store, req, progress=ctx.progress, should_stop=ctx.should_stop, log=ctx.log)
     ctx.log(f"done: {summary}")
     return summary
 

@@ -45,3 +45,23 @@ def suggest_teacher(store: Store, task_name: str, current: str | None = None, sp
         if cls.cost == "free" and cls.can_generate and not cls.needs_target and can_teach(store, task, kind) is None:
             return kind
     return current if current is None else teacher_id(current)
+
+
+def restore_selection(store: Store, task: str | None, teacher: str | None, default_task: str | None = None
+                      ) -> tuple[str | None, str | None]:
+    """The task and teacher a page opens on: the ones it showed before a reload (``task``, ``teacher``) when the
+    task is still here; else those of the job running now (a generation or a run started before the reload);
+    else ``default_task``, or the first task. The teacher is kept only if it can teach that task
+    (:func:`suggest_teacher` picks one otherwise), so task and teacher never disagree."""
+    from workbench.core.jobs import ACTIVE, list_jobs
+    from workbench.data.tasks import list_tasks
+
+    names = [t["name"] for t in list_tasks(store)]
+    if task not in names:
+        running = next((j["spec"] for j in list_jobs(store) if j["status"] in ACTIVE and j["spec"].get("task") in names),
+                       None)
+        task, teacher = (running["task"], running.get("teacher")) if running else (
+            default_task if default_task in names else (names[0] if names else None), teacher)
+    if task is None:
+        return None, teacher
+    return task, suggest_teacher(store, task, teacher or None)

@@ -50,7 +50,9 @@ def loss_curves(records: Sequence[dict], title: str = "Training") -> go.Figure:
     for key, name in LOSS_KEYS:
         xs, ys = _series(records, key, "train")
         if xs:
-            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=name), secondary_y=False)
+            # One point is no line: draw it as a marker (a lone point drawn as a line is an empty chart).
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines" if len(xs) > 1 else "markers", name=name),
+                          secondary_y=False)
     for key in ACC_KEYS:
         xs, ys = _series(records, key, "eval")
         if xs:
@@ -170,7 +172,7 @@ def curve_gap(points: Sequence[dict], x: str, what: str) -> str | None:
     method. Say so instead of drawing a lone point.
 
     >>> curve_gap([{"method": "dss", "fraction": 1.0}], "fraction", "training-set fractions")
-    'a curve needs runs of one method at two or more training-set fractions; these runs have 1 (1)'
+    'a curve needs runs of one method at two or more training-set fractions; these runs have 1\xa0(1)'
     """
     per_method = {}
     for p in points:
@@ -179,7 +181,8 @@ def curve_gap(points: Sequence[dict], x: str, what: str) -> str | None:
         return None
     values = sorted({p[x] for p in points})
     shown = ", ".join(f"{v:,}" if isinstance(v, int) else f"{v:g}" for v in values) or "none"
-    return f"a curve needs runs of one method at two or more {what}; these runs have {len(values)} ({shown})"
+    # A no-break space: a wrapped chart message never splits "1 (134,515,008)" into "1" and "(134,515,008)".
+    return f"a curve needs runs of one method at two or more {what}; these runs have {len(values)}\u00a0({shown})"
 
 
 def confusion_matrix(labels: Sequence[str], golds: Sequence[str | None], preds: Sequence[str | None],
@@ -204,7 +207,8 @@ def confusion_matrix(labels: Sequence[str], golds: Sequence[str | None], preds: 
 def empty(message: str) -> go.Figure:
     """A blank chart that says why it is blank (instead of an empty box)."""
     fig = go.Figure()
-    message = "<br>".join(textwrap.wrap(message, 60))  # plotly does not wrap annotations
+    # plotly does not wrap annotations; the space keeps the words apart in the page text (tspans join without one)
+    message = " <br>".join(textwrap.wrap(message, 60))
     fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
                        font=dict(size=14, color="#888"))
     fig.update_layout(xaxis=dict(visible=False), yaxis=dict(visible=False), **_LAYOUT)

@@ -32,7 +32,10 @@ CSS = """
 /* Table headers break between words, never inside one ("rig ht"); a word too wide is clipped (with a tooltip). */
 .wb-table th .header.text, .wb-table th span, .wb-md th { word-break: normal !important;
   overflow-wrap: normal !important; hyphens: none; }
-.wb-md td { overflow-wrap: anywhere; }
+/* Cells break between words; a word breaks only when it alone is wider than its column ("unreviewe d" and
+   "1,90 4" came from breaking anywhere, which also let the table squeeze columns below their longest word). */
+.wb-md td { overflow-wrap: break-word !important; word-break: normal !important; }
+.wb-table td span, .wb-table td .cell-wrap { word-break: normal !important; overflow-wrap: break-word !important; }
 .wb-bar { background: var(--neutral-200); border-radius: 6px; height: 14px; overflow: hidden; }
 .wb-bar > div { background: var(--color-accent); height: 100%; transition: width 0.4s; }
 .wb-stats { font-variant-numeric: tabular-nums; font-size: 0.95em; margin-top: 4px; }

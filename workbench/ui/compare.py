@@ -220,6 +220,6 @@ def render(store: Store, demo: gr.Blocks, sel, tab: gr.Tab | None = None) -> Non
     listing = bind(refresh_runs, store)
     refresh.click(listing, [sel.task, runs], runs, api_visibility="private", **HIDDEN)
     sel.task.change(listing, [sel.task, runs], runs, api_visibility="private", **HIDDEN)
-    demo.load(listing, [sel.task, runs], runs, api_visibility="private", **HIDDEN)
+    sel.ready.change(listing, [sel.task, runs], runs, api_visibility="private", **HIDDEN)  # after a (re)load
     if tab is not None:
         tab.select(listing, [sel.task, runs], runs, api_visibility="private", **HIDDEN)

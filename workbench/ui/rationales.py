@@ -50,6 +50,7 @@ TABLE_WIDTHS = ["5%", "9%", "20%", "9%", "6%", "7%", "7%", "8%", "7%", "22%"]
 HISTORY_HEADERS = ["edit", "when", "status", "rationale", "label", "author"]
 MARK = {True: "✓", False: "✗", None: "–"}
 HIDDEN = {"show_progress": "hidden"}
+LOG_LINES = 8  # the job log shows its last lines, all of them in view (a taller tail was cut at the bottom)
 
 
 def answered_teachers(store: Store, task_name: str, spec: str | None) -> list[str]:
@@ -137,7 +138,7 @@ def job_view(store: Store, job: dict | None) -> tuple[str, str]:
         stats.append(("already done", result["skipped"]))
     status = job["status"] + (f": {job['error']}" if job.get("error") else "")
     fraction = 1.0 if job["status"] == "done" else state.fraction
-    return progress_html(fraction, stats, f"{job['id']} {status}"), read_log(store, job["id"], 12)
+    return progress_html(fraction, stats, f"{job['id']} {status}"), read_log(store, job["id"], LOG_LINES)
 
 
 # -- review table -----------------------------------------------------------------------------------------------
@@ -314,14 +315,15 @@ def render(store: Store, demo: gr.Blocks, sel) -> None:
         split = gr.Dropdown(["train", "valid", "test"], value="train", label="Split", scale=1, elem_id="gen-split")
         with gr.Column(scale=2):
             generate = gr.Button("Generate rationales", variant="primary", elem_id="gen-start")
-            cancel = gr.Button("Cancel", variant="stop", interactive=False, size="sm")
+            cancel = gr.Button("Cancel", variant="stop", interactive=False, size="sm", elem_id="gen-cancel")
     rationalize = gr.Checkbox(False, label="Rationalization: show the teacher the gold answer and ask it to explain "
                               "it (helps a weak teacher; answers are kept apart and marked in review)",
                               elem_id="gen-rationalize")
     plan = gr.Markdown(elem_id="gen-plan")
     progress = gr.HTML(elem_id="gen-progress")
     with gr.Accordion("Job log", open=False):
-        log = gr.Code(language=None, lines=6, interactive=False)
+        log = gr.Code(language=None, lines=LOG_LINES, max_lines=3 * LOG_LINES, interactive=False, wrap_lines=True,
+                      elem_id="gen-log")
     timer = gr.Timer(1.0, active=False)
     job_id = gr.Textbox(label="Job", interactive=False, visible=False)
 
@@ -343,7 +345,8 @@ def render(store: Store, demo: gr.Blocks, sel) -> None:
         bulk_reject = gr.Button("Reject all in this view", size="sm", scale=1, elem_id="rev-bulk-reject")
         labels = gr.Radio(list(LABEL_SOURCES), value="gold", label="Labels in the export", scale=1, min_width=160,
                           info="gold: the task's answers; teacher: the teacher's, with your edits")
-        fmt = gr.Radio(["JSONL", "CSV"], value="JSONL", show_label=False, scale=1, min_width=160)
+        fmt = gr.Radio(["JSONL", "CSV"], value="JSONL", label="Export format", scale=1, min_width=160,
+                       elem_id="rev-format")
         export = gr.Button("Export training set", size="sm", scale=1)
     pending = gr.State(None)
     with gr.Row(equal_height=True):
@@ -418,7 +421,7 @@ def render(store: Store, demo: gr.Blocks, sel) -> None:
     confirm_no.click(lambda: (None, gr.update(visible=False), gr.update(visible=False), gr.update(visible=False)),
                      None, confirm_out, api_visibility="private", **HIDDEN)
     export.click(bind(on_export, store), [sel.task, teacher, fmt, labels], exported, api_name="export", **HIDDEN)
-    # Page (re)load: list the answered teachers, then show any running job and the table.
-    demo.load(bind(on_task_or_teacher, store), [sel.task, sel.teacher], teacher, api_visibility="private",
-              **HIDDEN).then(refresh, table_in, poll_out, api_visibility="private", **HIDDEN).then(
+    # Page (re)load, once the selection is restored: the answered teachers, any running job, the table, the plan.
+    sel.ready.change(bind(on_task_or_teacher, store), [sel.task, sel.teacher], teacher, api_visibility="private",
+                     **HIDDEN).then(refresh, table_in, poll_out, api_visibility="private", **HIDDEN).then(
         bind(on_plan, store), plan_in, plan, api_visibility="private", **HIDDEN)

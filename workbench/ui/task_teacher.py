@@ -18,7 +18,7 @@ from workbench.core import connections
 from workbench.core.errors import ConfigError
 from workbench.core.store import Store
 from workbench.data.tasks import list_tasks, load_task
-from workbench.rationales.suggest import suggest_teacher
+from workbench.rationales.suggest import restore_selection, suggest_teacher
 from workbench.rationales.teachers import TEACHERS, parse_spec
 from workbench.rationales.teachers.base import compose_spec
 from workbench.ui import imports
@@ -37,6 +37,9 @@ class Selection:
     task: gr.Dropdown
     teacher: gr.Textbox
     template: gr.Code | gr.Textbox
+    #: Changes once a page (re)load has restored task and teacher: tabs refresh on it, never on the page load
+    #: itself, which would read the defaults the restore is about to replace (and could finish after it).
+    ready: gr.Number | None = None
 
 
 def task_names(store: Store) -> list[str]:
@@ -90,7 +93,8 @@ def on_task(store: Store, task_name: str, spec: str):
     kind, target, settings = teacher_parts(chosen)
     note = "" if chosen == spec else f"Teacher set to {md_text(chosen)}: it can answer this task."
     return (task_info_md(task), rows, text, preview(store, task.name, text, example_id), example_id,
-            gr.update(value=kind), gr.update(value=target), gr.update(value=settings), chosen, note)
+            gr.update(value=kind), gr.update(value=target, placeholder=target_hint(kind)),
+            gr.update(value=settings, placeholder=settings_hint(kind)), chosen, note)
 
 
 @edge
@@ -130,11 +134,23 @@ def kind_doc(kind: str) -> str:
                                                     else "")
 
 
+def target_hint(kind: str) -> str:
+    cls = TEACHERS.get(kind)
+    return (cls.target_hint or "(none)") if cls else ""
+
+
+def settings_hint(kind: str) -> str:
+    """The settings box's placeholder: a few of this kind's own options at their defaults (none: says so)."""
+    cls = TEACHERS.get(kind)
+    shown = [o for o in (cls.options if cls else ()) if o.sampling and o.default is not None][:2]
+    return "&".join(f"{o.name}={str(o.default).lower() if isinstance(o.default, bool) else o.default}"
+                    for o in shown) or "(none needed)"
+
+
 def on_teacher_kind(kind: str):
     """New kind (picked by the user): clear the target, show what belongs there and what the kind is."""
-    cls = TEACHERS.get(kind)
-    hint = (cls.target_hint or "(none)") if cls else ""
-    return gr.update(value="", placeholder=hint), "", kind_doc(kind), compose_spec(kind, "", "")
+    return (gr.update(value="", placeholder=target_hint(kind)), gr.update(value="", placeholder=settings_hint(kind)),
+            kind_doc(kind), compose_spec(kind, "", ""))
 
 
 @edge
@@ -145,10 +161,16 @@ def on_connection(name: str):
     return gr.update(value=kind), target, settings, kind_doc(kind), chosen
 
 
-def refresh_tasks(store: Store, current: str | None):
-    names = task_names(store)
-    value = current if current in names else (DEMO_TASK if DEMO_TASK in names else first(names))
-    return gr.update(choices=names, value=value)
+def on_load(store: Store, saved: dict | None):
+    """A page (re)load: the task list as the workspace has it now, and the task and teacher the page showed
+    before (kept in the browser), or those of a job running now; the teacher always one that can teach the task."""
+    saved = saved or {}
+    task, spec = restore_selection(store, saved.get("task"), saved.get("teacher"), DEMO_TASK)
+    return gr.update(choices=task_names(store), value=task), spec or DEMO_TEACHER
+
+
+def remember(task: str | None, spec: str | None) -> dict:
+    return {"task": task, "teacher": spec}
 
 
 def render(store: Store, demo: gr.Blocks) -> Selection:
@@ -171,7 +193,8 @@ def render(store: Store, demo: gr.Blocks) -> Selection:
         kind = gr.Dropdown(kinds, value=DEMO_TEACHER if DEMO_TEACHER in kinds else kinds[0], label="Teacher kind",
                            scale=1, elem_id="teacher-kind")
         target = gr.Textbox(label="Model / target", placeholder="(none)", scale=2, elem_id="teacher-target")
-        settings = gr.Textbox(label="Settings (key=value&key=value)", placeholder="error_rate=0.2&seed=0", scale=2)
+        settings = gr.Textbox(label="Settings (key=value&key=value)", placeholder=settings_hint(DEMO_TEACHER), scale=2,
+                              elem_id="teacher-settings")
         spec = gr.Textbox(DEMO_TEACHER, label="Teacher spec (used by the other tabs)", interactive=False,
                           buttons=["copy"], scale=2, elem_id="teacher-spec")
     conns = connections.connection_choices()  # the endpoints whoever started the app offers (a typed URL is sent no key)
@@ -204,7 +227,13 @@ def render(store: Store, demo: gr.Blocks) -> Selection:
     for box in (target, settings):
         box.blur(on_teacher_parts, [kind, target, settings], spec, api_visibility="private", **hidden)
         box.submit(on_teacher_parts, [kind, target, settings], spec, api_visibility="private", **hidden)
-    # Reopening the page re-reads the workspace (a task imported elsewhere shows up) and the task's facts.
-    demo.load(bind(refresh_tasks, store), task, task, api_visibility="private", **hidden).then(
-        bind(on_task, store), [task, spec], task_outputs, api_visibility="private", **hidden)
-    return Selection(task=task, teacher=spec, template=template)
+    # Reopening the page re-reads the workspace (a task imported elsewhere shows up), restores the task and teacher
+    # it showed, and only then tells the other tabs (``ready``), so every tab shows that one task and teacher.
+    saved = gr.BrowserState({"task": None, "teacher": None}, storage_key="workbench-selection")
+    ready = gr.Number(0, visible=False, elem_id="selection-ready")
+    gr.on([task.change, spec.change], remember, [task, spec], saved, api_visibility="private", **hidden)
+    demo.load(bind(on_load, store), saved, [task, spec], api_visibility="private", **hidden).then(
+        bind(on_task, store), [task, spec], task_outputs, api_visibility="private", **hidden).then(
+        kind_doc, kind, doc, api_visibility="private", **hidden).then(
+        lambda n: (n or 0) + 1, ready, ready, api_visibility="private", **hidden)
+    return Selection(task=task, teacher=spec, template=template, ready=ready)
