@@ -59,13 +59,13 @@ def test_a_sweep_is_estimated_shows_its_phase_and_stops_when_cancelled_while_sco
     ui.wait_text("#sw-estimate", "runs", timeout=120_000)
     assert ui.page.locator("#sw-seeds textarea, #sw-seeds input").first.input_value() == "0, 1, 2"
     ui.page.locator("#sw-methods").get_by_text("standard", exact=True).click()  # dss only
-    ui.fill("#sw-sizes", "8")
-    ui.fill("#sw-seeds", "0")
+    ui.type("#sw-sizes", "8")
+    ui.type("#sw-seeds", "0")
     ui.wait_text("#sw-estimate", "one seed shows", timeout=60_000)  # what one seed can and cannot show
-    ui.fill("#sw-epochs", "")
-    ui.fill("#sw-steps", "1")
-    ui.fill("#sw-test-limit", "200")
-    ui.fill("#sw-name", "walk")
+    ui.type("#sw-epochs", "")
+    ui.type("#sw-steps", "1")
+    ui.type("#sw-test-limit", "200")
+    ui.type("#sw-name", "walk")
     ui.wait_text("#sw-estimate", "first 200 test examples", timeout=60_000)
     ui.wait_text("#sw-estimate", "1 runs, 1 steps", timeout=60_000)
     estimate = ui.text("#sw-estimate")

@@ -202,9 +202,13 @@ def render(store: Store, demo: gr.Blocks, sel, tab: gr.Tab | None = None) -> Non
     form = [task, teacher, methods, size_kind, sizes, chosen, seeds, steps, epochs, test_limit, name]
     poll = bind(on_poll, store)
     poll_out = [progress, verdict, data, cost, size, cells, timer, start]
-    for comp in form:  # a person's edits (not a reload filling the form in) ask for a new estimate
-        comp.input(bind(on_estimate, store), form, [estimate, est_timer], api_visibility="private", **HIDDEN)
-    est_timer.tick(bind(on_estimate, store), form, [estimate, est_timer], api_visibility="private", **HIDDEN)
+    # A person's edits (not a reload filling the form in) ask for a new estimate. One listener, one at a time, and
+    # always run again after the one in flight: edits made while an estimate is computed are never dropped (the
+    # default drops them) and an older estimate never lands after a newer one.
+    estimating = {"fn": bind(on_estimate, store), "inputs": form, "outputs": [estimate, est_timer],
+                  "trigger_mode": "always_last", "concurrency_limit": 1, "concurrency_id": "sw-estimate",
+                  "api_visibility": "private", **HIDDEN}
+    gr.on([comp.input for comp in form] + [est_timer.tick], **estimating)
     start.click(bind(on_start, store), form, [shown, timer], api_name="sweep", **HIDDEN).then(
         poll, shown, poll_out, api_visibility="private", **HIDDEN)
     resume.click(bind(on_resume, store), shown, timer, api_visibility="private", **HIDDEN).then(
@@ -219,4 +223,4 @@ def render(store: Store, demo: gr.Blocks, sel, tab: gr.Tab | None = None) -> Non
         bind(on_show, store), shown, form, api_visibility="private", **HIDDEN).then(
         poll, shown, poll_out, api_visibility="private", **HIDDEN)
     if tab is not None:
-        tab.select(bind(on_estimate, store), form, [estimate, est_timer], api_visibility="private", **HIDDEN)
+        gr.on([tab.select], **estimating)
