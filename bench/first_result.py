@@ -37,6 +37,9 @@ FORM_FIELDS = ("student", "method", "numbers", "alpha", "fraction", "steps", "ba
                "eval_every", "test_limit")
 
 GOAL_SECONDS = 120
+# The README's teaching example, asked of the trained student and the teacher as the Compare tab's Ask both does:
+# the README says what the demo's student answers, and this run is where that sentence is checked.
+README_EXAMPLE = "Anne has 4 apples and gives Peter 2 and Thomas 1. How many are left?"
 
 
 def prepare(store: Store, task_sizes: dict | None) -> dict:
@@ -72,7 +75,16 @@ def time_training(store: Store, form: dict, timeout: float) -> dict:
             "train_seconds": result["train_seconds"], "predict_seconds": result["predict_seconds"],
             "other_seconds": round(seconds - result["train_seconds"] - result["predict_seconds"], 1),
             "eval_history": result.get("eval_history"), "run": result["run"], "timings": result.get("timings"),
-            "estimate": estimate.to_dict(), "measured_over_estimate": round(seconds / estimate.seconds, 2)}
+            "estimate": estimate.to_dict(), "measured_over_estimate": round(seconds / estimate.seconds, 2),
+            "readme_example": ask_readme_example(store, result["run"])}
+
+
+def ask_readme_example(store: Store, run: str) -> dict:
+    from workbench.results.ask import ask_both
+
+    asked = ask_both(store, run, README_EXAMPLE)
+    return {side.who: {"label": side.label, "value": side.value_text, "rationale": side.rationale,
+                       "steps": side.steps_text()} for side in (asked.student, asked.teacher)}
 
 
 def render_md(result: dict) -> str:
@@ -94,6 +106,10 @@ def render_md(result: dict) -> str:
         f"| goal met | {'yes' if t['seconds'] <= GOAL_SECONDS and beats else 'no'} | |",
         f"| before the clock: teacher answers train / test | {result['generation']['train']['seconds']:.1f} / "
         f"{result['generation']['test']['seconds']:.1f} s | |", "",
+        f"The README's example, asked as the Compare tab's *Ask both* does: \"{README_EXAMPLE}\"", "",
+        "| who | label | value | steps of its rationale |", "|---|---|---|---|",
+        *(f"| {who} | `{a['label']}` | {a['value']} | {a['steps']} |"
+          for who, a in t.get("readme_example", {}).items()), "",
         f"Command: `{result['command']}`", ""])
 
 
