@@ -49,7 +49,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 test: $(STAMP) system-deps lint models
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 notebook: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
