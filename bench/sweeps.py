@@ -53,19 +53,27 @@ def grid(args) -> tuple[SweepConfig, str]:
                            steps=3, test_limit=6, settings={"batch_size": 4, "predict_rationales": False},
                            name=f"smoke-{int(time.time())}"), "smoke"
     settings = {"predict_rationales": False, "save_every": 100_000}
+    if args.alpha is not None:  # dss's weight on the label loss (the α sweep); standard ignores it
+        settings["alpha"] = args.alpha
+    methods = {"methods": tuple(args.methods.split(","))} if args.methods else {}
     if args.grid == "svamp":
         students = tuple(args.students.split(",")) if args.students else ("smollm2-135m",)
-        return SweepConfig(task="svamp", teacher="released:palm-540b", fractions=(0.125, 0.25, 0.5, 1.0),
+        fractions = tuple(float(f) for f in args.fractions.split(",")) if args.fractions else (0.125, 0.25, 0.5, 1.0)
+        return SweepConfig(task="svamp", teacher="released:palm-540b", fractions=fractions,
                            seeds=seeds, students=students, epochs=args.epochs, min_steps=10,
-                           settings=settings, name=args.name or "bench-svamp"), "svamp"
+                           settings=settings, name=args.name or "bench-svamp", **methods), "svamp"
     students = tuple(args.students.split(",")) if args.students else ("tiny", "smollm2-135m")
     rows = tuple(int(r) for r in args.rows.split(",")) if args.rows else (8, 16, 32, 64, 128, 256)
     return SweepConfig(task="wordproblems-hard", teacher="builtin", rows=rows, seeds=seeds,
-                       students=students, epochs=args.epochs, min_steps=20, test_limit=100, settings=settings,
+                       students=students, epochs=args.epochs, min_steps=20, test_limit=100, settings=settings, **methods,
                        name=args.name or "bench-wordproblems"), "wordproblems"
 
 
-def summarise(status: dict, label: str, started: float, command: str) -> dict:
+def summarise(store: Store, status: dict, label: str, started: float, command: str) -> dict:
+    """The table (mean and spread over seeds per cell of the grid) and the library's verdict per size: the paired
+    bootstrap interval of the difference and its sentence, the same as the Sweeps tab and ``workbench sweep``."""
+    from workbench.results.verdict import one_seed_caveat, sweep_verdicts
+
     groups: dict = {}
     for c in status["cells"]:
         if c["status"] == "done":
@@ -81,7 +89,9 @@ def summarise(status: dict, label: str, started: float, command: str) -> dict:
     return {"grid": label, "machine": f"{os.cpu_count()} CPU cores, load {os.getloadavg()[0]:.1f}",
             "done": status["done"], "total": status["total"], "teacher_accuracy": status["teacher_accuracy"],
             "wall_seconds": round(time.monotonic() - started, 1), "table": table, "cells": status["cells"],
-            "paper_svamp_100pct": PAPER if label == "svamp" else None, "command": command}
+            "paper_svamp_100pct": PAPER if label == "svamp" else None, "command": command,
+            "verdicts": [v.to_dict() for v in sweep_verdicts(store, status)],
+            "seed_caveat": one_seed_caveat(len(status["config"]["seeds"]))}
 
 
 def render_md(r: dict) -> str:
@@ -96,6 +106,12 @@ def render_md(r: dict) -> str:
         secs = ", ".join(f"{s:.0f}" for s in t["seconds"] if s is not None)
         lines.append(f"| {t['student']} | {t['size']} | {t['rows']} | {t['method']} | {t['mean']:.3f} | {spread} | "
                      f"{t['n']} | {t['steps']} | {secs} |")
+    if r.get("verdicts"):
+        lines += ["", "Verdicts (paired bootstrap over seeds and the same test examples; `workbench.results.verdict`):",
+                  ""]
+        lines += [f"- {v['sentence']}" for v in r["verdicts"]]
+        if r.get("seed_caveat"):
+            lines += [f"- {r['seed_caveat']}"]
     if r.get("paper_svamp_100pct"):
         lines += ["", f"Paper, T5-base on 100 % of SVAMP: standard {PAPER['standard']:.4f}, dss {PAPER['dss']:.4f}."]
     lines += ["", f"Command: `{r['command']}`", ""]
@@ -112,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", help="sweep name (default bench-<grid>); an existing one is resumed")
     parser.add_argument("--workspace", default=os.path.expanduser("~/.cache/workbench/bench-sweeps"))
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    parser.add_argument("--alpha", type=float, help="dss: weight of the label loss (default the method's, 0.5)")
+    parser.add_argument("--fractions", help="svamp: comma-separated fractions (default 0.125,0.25,0.5,1)")
+    parser.add_argument("--methods", help="comma-separated (default standard,dss)")
+    parser.add_argument("--tag", help="write sweep-<grid>-TAG.json/.md (another variant of a grid)")
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args(argv)
     command = " ".join([".venv/bin/python bench/sweeps.py", *(argv if argv is not None else sys.argv[1:])])
@@ -130,15 +150,15 @@ def main(argv: list[str] | None = None) -> int:
     name = sweep.name if sweep.name in list_sweeps(store) else create_sweep(store, sweep)
     load_sweep(store, name)
     started = time.monotonic()
-    out_name = f"sweep-{label}"
+    out_name = f"sweep-{label}" + (f"-{args.tag}" if args.tag else "")
 
     def after_cell(event) -> None:  # the results so far, after every finished cell
         if event.kind == "finished":
-            write_results(args.out, out_name, summarise(sweep_status(store, name), label, started, command),
+            write_results(args.out, out_name, summarise(store, sweep_status(store, name), label, started, command),
                           render_md)
 
     status = run_sweep(store, name, progress=after_cell)
-    write_results(args.out, out_name, summarise(status, label, started, command), render_md)
+    write_results(args.out, out_name, summarise(store, status, label, started, command), render_md)
     return 0
 
 
