@@ -39,8 +39,6 @@ sys.path.insert(0, str(ROOT))
 
 from results_io import reset_peak_rss, rss_kib, write_results  # noqa: E402 - bench/ is on sys.path when a script runs
 
-from workbench.core import pretrained  # noqa: E402
-from workbench.core.modeling import count_parameters, save_random_checkpoint  # noqa: E402
 from workbench.core.store import Store  # noqa: E402
 from workbench.data.tasks import load_task  # noqa: E402
 from workbench.distill.config import TrainConfig  # noqa: E402
@@ -50,6 +48,8 @@ from workbench.distill.losses import IGNORE  # noqa: E402
 from workbench.distill.methods import get_method  # noqa: E402
 from workbench.distill.students import Student, make_student  # noqa: E402
 from workbench.distill.trainer import DistillTrainer, prepare_for_training, training_arguments  # noqa: E402
+from workbench.models import catalog as pretrained  # noqa: E402
+from workbench.models.loading import count_parameters, save_random_checkpoint  # noqa: E402
 from workbench.rationales.generation import generate_rationales  # noqa: E402
 from workbench.rationales.teachers import get_teacher  # noqa: E402
 from workbench.rationales.trainingset import build_training_set  # noqa: E402

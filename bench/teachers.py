@@ -27,9 +27,9 @@ sys.path.insert(0, str(ROOT))
 
 from results_io import write_results  # noqa: E402 - bench/ is on sys.path when a script runs
 
-from workbench.core.modeling import save_random_checkpoint  # noqa: E402
 from workbench.core.store import Example, Store  # noqa: E402
 from workbench.data.tasks import load_task  # noqa: E402
+from workbench.models.loading import save_random_checkpoint  # noqa: E402
 from workbench.rationales.generation import generate_rationales  # noqa: E402
 from workbench.rationales.teachers import TeacherRequest, get_teacher  # noqa: E402
 from workbench.rationales.teachers.hf import HFTeacher  # noqa: E402

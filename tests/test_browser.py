@@ -61,9 +61,9 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
     """The app over a fresh workspace holding one custom task whose CSV cell carries the payloads."""
-    from workbench.core.modeling import save_random_checkpoint
     from workbench.core.store import Store
     from workbench.imports.custom import ColumnMapping, import_custom
+    from workbench.models.loading import save_random_checkpoint
     from workbench.ui import launch
 
     root = tmp_path_factory.mktemp("browser")

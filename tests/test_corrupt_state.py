@@ -23,11 +23,12 @@ from hypothesis import strategies as st
 from safetensors.torch import save_file
 
 from workbench.cli import main
-from workbench.core import modelfiles, pretrained
 from workbench.core.errors import ConfigError, StoreError
 from workbench.core.names import check_name
 from workbench.core.store import DB_NAME, Store
 from workbench.distill.config import TrainConfig
+from workbench.models import cache as models_cache
+from workbench.models import catalog, convert
 
 FUZZ = settings(max_examples=100, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -46,25 +47,25 @@ def cache(monkeypatch, tmp_path):
     """A temporary models folder and a catalog entry converted from a fake GGUF; ``cache.conversions`` counts."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("WORKBENCH_MODELS", str(tmp_path / "models"))
-    monkeypatch.setattr(pretrained, "in_hub_cache", lambda hub_id: False)
+    monkeypatch.setattr(catalog, "in_hub_cache", lambda hub_id: False)
     gguf = tmp_path / "fake.gguf"
     gguf.write_bytes(b"GGUF")
-    monkeypatch.setattr(pretrained.GGUFSource, "where", lambda self: str(gguf))
+    monkeypatch.setattr(catalog.GGUFSource, "where", lambda self: str(gguf))
     conversions = []
 
-    def convert(source, out, say):
+    def fake_convert(source, out, say):
         say("converting the fake model")
         save_file({"w": torch.arange(4096, dtype=torch.float32)}, str(out / "model.safetensors"))
         (out / "config.json").write_text('{"model_type": "fake"}')
         conversions.append(out)
         return str(gguf)
 
-    monkeypatch.setattr(pretrained, "convert_gguf", convert)
-    entry = pretrained.PretrainedModel(FAKE, "nobody/fake", "causal", "a fake", "MIT", 4096,
-                                       gguf=pretrained.GGUFSource("no_such_pkg", "no-such-pkg", "0", "fake.gguf"))
-    pretrained.MODELS.register(FAKE, entry)
+    monkeypatch.setattr(convert, "convert_gguf", fake_convert)
+    entry = catalog.PretrainedModel(FAKE, "nobody/fake", "causal", "a fake", "MIT", 4096,
+                                    gguf=catalog.GGUFSource("no_such_pkg", "no-such-pkg", "0", "fake.gguf"))
+    catalog.MODELS.register(FAKE, entry)
     yield type("Cache", (), {"folder": tmp_path / "models" / FAKE, "conversions": conversions})
-    pretrained.MODELS.unregister(FAKE)
+    catalog.MODELS.unregister(FAKE)
 
 
 def _weights(cache) -> Path:
@@ -72,12 +73,12 @@ def _weights(cache) -> Path:
 
 
 def test_a_conversion_records_the_size_and_sha256_of_every_file(cache):
-    folder = pretrained.prepare(FAKE, progress=lambda m: None)
-    files = json.loads((folder / pretrained.MARKER).read_text())["files"]
+    folder = convert.prepare(FAKE, progress=lambda m: None)
+    files = json.loads((folder / models_cache.MARKER).read_text())["files"]
     assert set(files) == {"model.safetensors", "config.json"}
     assert files["model.safetensors"]["size"] == _weights(cache).stat().st_size
-    assert files["model.safetensors"]["sha256"] == modelfiles._sha256(_weights(cache))
-    assert pretrained.damage(FAKE, hashes=True) is None
+    assert files["model.safetensors"]["sha256"] == models_cache._sha256(_weights(cache))
+    assert models_cache.damage(FAKE, hashes=True) is None
 
 
 DAMAGES = {
@@ -90,14 +91,14 @@ DAMAGES = {
 
 @pytest.mark.parametrize("how", sorted(DAMAGES))
 def test_a_damaged_weights_file_is_found_on_load_and_converted_again(cache, how):
-    pretrained.prepare(FAKE, progress=lambda m: None)
+    convert.prepare(FAKE, progress=lambda m: None)
     DAMAGES[how](_weights(cache))
-    ok, why = pretrained.availability(FAKE)
+    ok, why = catalog.availability(FAKE)
     assert ok and "is damaged (model.safetensors" in why and "converted again on first use" in why
     messages = []
-    assert pretrained.resolve(FAKE, progress=messages.append) == str(cache.folder)  # what loading a model calls
+    assert convert.resolve(FAKE, progress=messages.append) == str(cache.folder)  # what loading a model calls
     assert len(cache.conversions) == 2 and "damaged" in messages[0] and "converting it again" in messages[0]
-    assert pretrained.damage(FAKE, hashes=True) is None and _weights(cache).stat().st_size > 4096
+    assert models_cache.damage(FAKE, hashes=True) is None and _weights(cache).stat().st_size > 4096
 
 
 def test_models_prepare_checks_hashes_and_says_it_converts_again(cache):
@@ -105,27 +106,27 @@ def test_models_prepare_checks_hashes_and_says_it_converts_again(cache):
     data = bytearray(_weights(cache).read_bytes())
     data[-1] ^= 0xFF  # same size, other bytes: only the hash can tell
     _weights(cache).write_bytes(bytes(data))
-    assert pretrained.damage(FAKE) is None  # loading checks sizes only (a stat per file)
+    assert models_cache.damage(FAKE) is None  # loading checks sizes only (a stat per file)
     code, out, err = _run(["models", "--prepare", FAKE, "--json"])
     assert code == 0 and "damaged (model.safetensors has changed since it was converted" in err
     assert "converting it again" in err and len(cache.conversions) == 2
     assert json.loads(out.strip().splitlines()[-1])["prepared"][FAKE] == str(cache.folder)
-    assert pretrained.damage(FAKE, hashes=True) is None
+    assert models_cache.damage(FAKE, hashes=True) is None
 
 
 def test_a_copy_converted_before_sizes_were_recorded_is_checked_by_its_headers(cache):
-    folder = pretrained.prepare(FAKE, progress=lambda m: None)
-    marker = json.loads((folder / pretrained.MARKER).read_text())
+    folder = convert.prepare(FAKE, progress=lambda m: None)
+    marker = json.loads((folder / models_cache.MARKER).read_text())
     del marker["files"]  # as ~/.cache/workbench/models/smollm2-135m was written before this change
-    (folder / pretrained.MARKER).write_text(json.dumps(marker))
+    (folder / models_cache.MARKER).write_text(json.dumps(marker))
     messages = []
-    assert pretrained.prepare(FAKE, progress=messages.append, verify=True) == folder  # intact: recorded now
+    assert convert.prepare(FAKE, progress=messages.append, verify=True) == folder  # intact: recorded now
     assert "recorded the sizes and sha256" in messages[0] and len(cache.conversions) == 1
-    assert "files" in json.loads((folder / pretrained.MARKER).read_text())
-    (folder / pretrained.MARKER).write_text(json.dumps(marker))  # without them again, and a cut weights file
+    assert "files" in json.loads((folder / models_cache.MARKER).read_text())
+    (folder / models_cache.MARKER).write_text(json.dumps(marker))  # without them again, and a cut weights file
     _weights(cache).write_bytes(_weights(cache).read_bytes()[:100])
-    assert "model.safetensors is 100 bytes, its header says" in pretrained.damage(FAKE)
-    pretrained.prepare(FAKE, progress=lambda m: None)
+    assert "model.safetensors is 100 bytes, its header says" in models_cache.damage(FAKE)
+    convert.prepare(FAKE, progress=lambda m: None)
     assert len(cache.conversions) == 2
 
 
@@ -134,11 +135,11 @@ def test_a_copy_converted_before_sizes_were_recorded_is_checked_by_its_headers(c
 def test_a_safetensors_file_cut_anywhere_fails_its_header_check(tmp_path_factory, cut):
     folder = tmp_path_factory.mktemp("legacy")
     save_file({"a": torch.ones(40, 20), "b": torch.zeros(7)}, str(folder / "model.safetensors"))
-    (folder / pretrained.MARKER).write_text("{}")
+    (folder / models_cache.MARKER).write_text("{}")
     whole = (folder / "model.safetensors").read_bytes()
-    assert modelfiles.damage_of(folder) is None
+    assert models_cache.damage_of(folder) is None
     (folder / "model.safetensors").write_bytes(whole[: cut % len(whole)])
-    assert "model.safetensors" in modelfiles.damage_of(folder)
+    assert "model.safetensors" in models_cache.damage_of(folder)
 
 
 # -- the models folder itself ------------------------------------------------------------------------------------
@@ -153,7 +154,7 @@ def test_models_folder_that_is_a_file_is_one_line(monkeypatch, tmp_path):
     listed = {m["name"]: m for m in json.loads(out.strip().splitlines()[-1])["models"]}
     assert code == 0 and listed["smollm2-135m"]["available"] is False and "is a file" in listed["smollm2-135m"]["reason"]
     monkeypatch.setenv("WORKBENCH_MODELS", str(not_a_folder / "deeper"))
-    assert "is not a folder" in pretrained.availability("smollm2-135m")[1]
+    assert "is not a folder" in catalog.availability("smollm2-135m")[1]
 
 
 @pytest.mark.parametrize("where", ["/sys", "/sys/workbench-models", "/proc/workbench/models"])

@@ -16,8 +16,8 @@ from tests.fakes import FakeTeacher, toy_task
 from workbench.cli import main as cli
 from workbench.core.errors import ConfigError
 from workbench.core.events import GenerationProgress
-from workbench.core.modeling import save_random_checkpoint
 from workbench.data.tasks import load_task
+from workbench.models.loading import save_random_checkpoint
 from workbench.rationales import progress as generation_progress
 from workbench.rationales.generation import (
     check_generation,

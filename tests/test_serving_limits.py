@@ -27,7 +27,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from workbench.core.modeling import save_random_checkpoint
+from workbench.models.loading import save_random_checkpoint
 from workbench.serving import ServerThread, create_app, resolve_model
 from workbench.serving.limits import Limits
 
@@ -370,12 +370,12 @@ def process(tiny, tmp_path_factory):
     model stands in for SmolLM2 there)."""
     import shutil
 
-    from workbench.core import pretrained
+    from workbench.models import cache
 
     home = tmp_path_factory.mktemp("process")
     folder = home / "models" / "smollm2-135m"
     shutil.copytree(tiny, folder)
-    (folder / pretrained.MARKER).write_text(json.dumps({"name": "smollm2-135m", "dtype": "float32"}))
+    (folder / cache.MARKER).write_text(json.dumps({"name": "smollm2-135m", "dtype": "float32"}))
     env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE",
                                                             "HF_DATASETS_OFFLINE", "WORKBENCH_ONLINE")}
     env.update(WORKBENCH_MODELS=str(home / "models"), HF_ENDPOINT="http://127.0.0.1:9", HF_HOME=str(home / "hf"))

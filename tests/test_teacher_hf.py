@@ -7,9 +7,9 @@ import math
 import pytest
 
 from workbench.core.errors import TeacherError
-from workbench.core.modeling import pad_batch, save_random_checkpoint
 from workbench.core.store import Example
 from workbench.data.parsers import get_parser
+from workbench.models.loading import pad_batch, save_random_checkpoint
 from workbench.rationales.teachers import get_teacher
 from workbench.rationales.teachers.base import TeacherRequest
 from workbench.rationales.teachers.hf import (

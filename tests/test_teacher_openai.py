@@ -14,8 +14,8 @@ from workbench.cli import main as cli
 from workbench.core.connections import Connection, SpecContext
 from workbench.core.errors import TeacherError
 from workbench.core.jobs import read_log, start_job, wait_job
-from workbench.core.modeling import save_random_checkpoint
 from workbench.core.store import Example
+from workbench.models.loading import save_random_checkpoint
 from workbench.rationales.generation import generate_rationales, plan_generation
 from workbench.rationales.teachers import get_teacher
 from workbench.rationales.teachers.base import TeacherRequest

@@ -1,7 +1,8 @@
 """Step-by-step distillation workbench: teacher rationales → edited training sets → students → comparisons.
 
 The package is laid out as the pipeline's stages, each importing only the stages before it: ``core`` (errors,
-store, jobs, events, registries), ``data`` (tasks, prompts, parsers, metrics), ``rationales`` (teachers,
+store, jobs, events, registries), ``models`` (the pretrained catalog, GGUF conversion, the models folder, the
+checkpoint loader), ``data`` (tasks, prompts, parsers, metrics), ``rationales`` (teachers,
 generation, review, training sets), ``imports`` (the paper's release, custom files), ``distill`` (configs,
 methods, students, the trainer, runs), ``results`` (evaluation, comparisons, plots), ``builtin`` (the offline
 tasks, teacher and demo recipe), and the fronts ``serving``, ``ui`` and ``cli``.
@@ -31,8 +32,9 @@ _API = {
     "job_status": "workbench.core.jobs",
     "cancel_job": "workbench.core.jobs",
     "wait_job": "workbench.core.jobs",
-    # core: the pretrained catalog (smollm2-135m offline, hub models with what they need)
-    "list_models": "workbench.core.pretrained",
+    # models: the pretrained catalog (smollm2-135m offline, hub models with what they need), a tiny random checkpoint
+    "list_models": "workbench.models.catalog",
+    "save_random_checkpoint": "workbench.models.loading",
     # data: tasks and prompts
     "load_task": "workbench.data.tasks",
     "list_tasks": "workbench.data.tasks",
@@ -80,7 +82,6 @@ _API = {
     "ServerThread": "workbench.serving",
     "create_app": "workbench.serving",
     "resolve_model": "workbench.serving",
-    "save_random_checkpoint": "workbench.core.modeling",
 }
 
 __all__ = sorted(_API)

@@ -20,22 +20,22 @@ def register(sub) -> None:
 
 
 def cmd_models(args) -> dict:
-    from workbench.core import pretrained
+    from workbench.models import cache, catalog, convert
 
     prepared = {}
     for name in args.prepare:
-        entry = pretrained.MODELS[name]  # an unknown name: UnknownNameError, exit code 2
+        entry = catalog.MODELS[name]  # an unknown name: UnknownNameError, exit code 2
         # verify: a converted copy's files are checked against their recorded sha256 (converted again if damaged)
-        prepared[name] = str(pretrained.prepare(name, verify=True) if entry.gguf or entry.base
-                             else pretrained.resolve(name))
+        prepared[name] = str(convert.prepare(name, verify=True) if entry.gguf or entry.base
+                             else convert.resolve(name))
     from workbench.core.offline import assumed_offline
 
-    models = pretrained.list_models()
+    models = catalog.list_models()
     with assumed_offline():  # online too, say what works without the hub
         for m in models:
-            m["usable_offline"] = pretrained.availability(m["name"])[0]
+            m["usable_offline"] = catalog.availability(m["name"])[0]
     args.human = _human
-    return {"models": models, "models_dir": str(pretrained.models_dir()), "offline": pretrained.is_offline(),
+    return {"models": models, "models_dir": str(cache.models_dir()), "offline": catalog.is_offline(),
             "prepared": prepared}
 
 

@@ -164,7 +164,7 @@ def calibration_file(store: Store) -> Path:
     user, shared by workspaces), else in the workspace when that folder cannot be written."""
     if os.environ.get("WORKBENCH_CALIBRATION"):
         return Path(os.environ["WORKBENCH_CALIBRATION"]).expanduser()
-    from workbench.core.pretrained import models_dir
+    from workbench.models.cache import models_dir
 
     folder = models_dir().parent
     try:

@@ -177,15 +177,15 @@ def _test_examples(store: Store, cfg: TrainConfig) -> int | None:
 def student_offline_problem(spec: str) -> str | None:
     """Why a student cannot be loaded here (None: it can): a catalog model that is not available, or a hub id
     with the hub off limits and nothing in the local cache."""
-    from workbench.core import pretrained
     from workbench.distill.students import STUDENTS
+    from workbench.models import catalog
 
     if spec in STUDENTS:
         ok, why = STUDENTS[spec].availability()
         return None if ok else f"the student {spec} cannot be loaded here (offline): {why}"
     if os.path.isdir(spec) or "/" not in spec:
         return None
-    if pretrained.is_offline() and not pretrained.in_hub_cache(spec):
+    if catalog.is_offline() and not catalog.in_hub_cache(spec):
         return (f"the student {spec} cannot be loaded here (offline): it is not a folder here and not in the "
                 "local hub cache (HF_HUB_OFFLINE=1). Pick a preset or a pretrained model the Student list says is "
                 "available")

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 from workbench.core.errors import ConfigError, RunError
-from workbench.core.modeling import ensure_special_tokens, load_checkpoint
+from workbench.models.loading import ensure_special_tokens, load_checkpoint
 
 _LLAMA_LIKE = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 # Llama-family decoders: every projection (LoRA's own finding: adapting the MLP too matters); T5: the LoRA

@@ -1,11 +1,11 @@
 """The Student concept: presets trained from scratch (no download), pretrained models from the catalog
-(:mod:`workbench.core.pretrained`: ``smollm2-135m``, its 15-layer subset, and hub models marked with what they need)
+(:mod:`workbench.models.catalog`: ``smollm2-135m``, its 15-layer subset, and hub models marked with what they need)
 and any checkpoint, seq2seq or causal, in one registry (:data:`STUDENTS`) with the recipe each trains with.
 
 A preset builds a model from a config sized for its purpose, with a word-level tokenizer trained on the task's
 own text (numbers stay whole tokens: copying ``12`` is one step, not two). A pretrained student loads its catalog
 model with its own tokenizer. Anything else is a checkpoint folder or a hub id, loaded by
-:func:`workbench.core.modeling.load_checkpoint` (family from its config).
+:func:`workbench.models.loading.load_checkpoint` (family from its config).
 
 >>> student = make_student("tiny", texts=["Tom has 12 apples.", "( 12 - 5 ) + 3"])
 >>> student.family, count_parameters(student.model) < 2_000_000
@@ -23,13 +23,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from workbench.core import pretrained
 from workbench.core.errors import ConfigError, RunError, UnknownNameError
-from workbench.core.modeling import count_parameters, load_checkpoint, pad_batch  # noqa: F401  (re-exported)
 from workbench.core.registry import Registry
 from workbench.distill.lora import is_adapter_folder, load_adapter_checkpoint
 from workbench.distill.methods import LABEL_PREFIX, RATIONALE_PREFIX
 from workbench.distill.recipes import FROM_SCRATCH, FROM_SCRATCH_BASE, PAPER_T5, PRETRAINED, Recipe
+from workbench.models import catalog
+from workbench.models.loading import count_parameters, load_checkpoint, pad_batch  # noqa: F401  (re-exported)
 
 SPECIAL_TOKENS = ("<pad>", "</s>", "<unk>", LABEL_PREFIX, RATIONALE_PREFIX)
 # Words (letters or digits runs, with their leading-space marker) and single punctuation marks: "(12" → "(", "12".
@@ -100,7 +100,7 @@ class Preset:
 
 @dataclass(frozen=True)
 class PretrainedStudent:
-    """A student that starts from a catalog model (:mod:`workbench.core.pretrained`), with its own tokenizer."""
+    """A student that starts from a catalog model (:mod:`workbench.models.catalog`), with its own tokenizer."""
 
     name: str
     family: str
@@ -109,7 +109,7 @@ class PretrainedStudent:
     from_scratch = False
 
     def availability(self) -> tuple[bool, str]:
-        return pretrained.availability(self.name)
+        return catalog.availability(self.name)
 
     def make(self, texts: Iterable[str] = (), *, seed: int | None = None, trust_remote_code: bool = False
              ) -> Student:
@@ -167,7 +167,7 @@ def _tiny_causal(tok):
 
 
 # The catalog's models are students too; T5-family ones get the paper's settings (not measured here).
-for _name, _model in pretrained.MODELS.items():
+for _name, _model in catalog.MODELS.items():
     STUDENTS.register(_name, PretrainedStudent(_name, _model.family, _model.description,
                                                PAPER_T5 if _model.family == "seq2seq" else PRETRAINED))
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from workbench.core import pretrained
 from workbench.core.errors import ConfigError, RunError
 from workbench.core.paths import inside
 from workbench.distill.methods import CAUSAL_SEP, Method, method_for_config
 from workbench.distill.numbers import NumberSlots, slots_for
 from workbench.distill.runfolder import RunFolder
+from workbench.models import catalog, convert
 from workbench.rationales.teachers.hf import HFTeacher
 
 
@@ -62,9 +62,9 @@ def resolve_model(spec: str, workspace: str | Path | None = None, *, max_batch: 
                   ) -> ServedModel:
     """A model folder or hub id, a run folder (or its ``model/``), ``run:NAME`` inside ``workspace``, or a pretrained
     catalog name (``smollm2-135m``: converted now if it never was, so the first request does not wait for it)."""
-    if spec in pretrained.MODELS and not Path(spec).expanduser().is_dir():
-        pretrained.check_available(spec)
-        pretrained.resolve(spec)  # the one-time conversion, with its progress on stderr
+    if spec in catalog.MODELS and not Path(spec).expanduser().is_dir():
+        catalog.check_available(spec)
+        convert.resolve(spec)  # the one-time conversion, with its progress on stderr
         return ServedModel(spec, HFTeacher(spec, **{"stop": "", "batch_size": str(max_batch), **options}))
     if spec.startswith("run:"):
         if workspace is None:

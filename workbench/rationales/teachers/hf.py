@@ -15,7 +15,7 @@ also be a pretrained catalog name (``hf:smollm2-135m``: offline from the llm-smo
   the vote shares. With ``n=1`` on a class task, ``label_dist`` is the softmax over the label space of each label's
   log-probability after the prompt, the rationale and the answer marker (``label_dist=0`` turns it off).
 
->>> from workbench.core.modeling import save_random_checkpoint
+>>> from workbench.models.loading import save_random_checkpoint
 >>> from workbench.rationales.teachers import get_teacher
 >>> folder = save_random_checkpoint("tiny-llama", "causal")        # random weights: it writes nonsense
 >>> teacher = get_teacher(f"hf:{folder}?max_new_tokens=8")
@@ -32,10 +32,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from workbench.core import pretrained
 from workbench.core.errors import TeacherError
-from workbench.core.modeling import load_checkpoint, pad_batch
 from workbench.data.parsers import Parser, cut_follow_on, get_parser
+from workbench.models import catalog
+from workbench.models.loading import load_checkpoint, pad_batch
 from workbench.rationales.teachers.base import Option, Teacher, TeacherReply, TeacherRequest
 
 DEFAULT_STOP = "\\nQ:"
@@ -169,8 +169,8 @@ class HFTeacher(Teacher):
     # -- the teacher interface ---------------------------------------------------------------------------------
     def can_answer(self, task) -> str | None:
         """A catalog model that cannot be had here (a hub model offline) says why before a job starts."""
-        if self.target in pretrained.MODELS:
-            ok, why = pretrained.availability(self.target)
+        if self.target in catalog.MODELS:
+            ok, why = catalog.availability(self.target)
             return None if ok else f"{self.target} is not available: {why}"
         return None
 

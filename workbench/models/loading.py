@@ -1,7 +1,8 @@
-"""transformers plumbing shared by students and teachers: one checkpoint loader, batch padding, parameter counts.
+"""The one checkpoint loader students, teachers and the server share, and the transformers plumbing around it: special
+tokens, batch padding, parameter counts, and a tiny random checkpoint for tests and demos.
 
 A checkpoint is a local folder (or a hub id while online) with ``config.json``, a tokenizer and safetensors
-weights, or a name from the pretrained catalog (:mod:`workbench.core.pretrained`, e.g. ``smollm2-135m``). Its
+weights, or a name from the pretrained catalog (:mod:`workbench.models.catalog`, e.g. ``smollm2-135m``). Its
 family comes from the config (``is_encoder_decoder``: seq2seq, else causal). Pickled weights are never unpickled,
 and a checkpoint's own Python code runs only when ``trust_remote_code`` is asked for by name.
 
@@ -19,8 +20,8 @@ from __future__ import annotations
 
 import os
 
-from workbench.core import pretrained
 from workbench.core.errors import ConfigError, WorkbenchError
+from workbench.models import catalog, convert
 
 FAMILIES = ("seq2seq", "causal")
 
@@ -32,7 +33,7 @@ def load_checkpoint(where: str, *, role: str, error: type[WorkbenchError], dtype
     A catalog name loads its converted folder (converting it on first use) or its hub id, with SDPA attention; a
     layer-subset name loads its base and keeps the subset's layers. The model's ``name_or_path`` is the catalog
     name, so a LoRA adapter saved from it names it as its base."""
-    if where in pretrained.MODELS and not os.path.isdir(where):  # a folder of that name wins
+    if where in catalog.MODELS and not os.path.isdir(where):  # a folder of that name wins
         return _load_pretrained(where, role=role, error=error, dtype=dtype, attn_implementation=attn_implementation)
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
@@ -59,17 +60,17 @@ def load_checkpoint(where: str, *, role: str, error: type[WorkbenchError], dtype
 
 
 def _load_pretrained(name: str, *, role: str, error: type[WorkbenchError], dtype, attn_implementation):
-    entry = pretrained.MODELS[name]
-    ok, why = pretrained.availability(name)
+    entry = catalog.MODELS[name]
+    ok, why = catalog.availability(name)
     if not ok:
         raise error(f"cannot load {role} {name!r}: {why}")
     if entry.base:
         model, tok, family = _load_pretrained(entry.base, role=role, error=error, dtype=dtype,
                                               attn_implementation=attn_implementation)
-        model = pretrained.layer_subset(model, entry.layers)
+        model = catalog.layer_subset(model, entry.layers)
     else:
         attn = attn_implementation or ("sdpa" if entry.family == "causal" else None)
-        model, tok, family = load_checkpoint(pretrained.resolve(name), role=role, error=error, dtype=dtype,
+        model, tok, family = load_checkpoint(convert.resolve(name), role=role, error=error, dtype=dtype,
                                              attn_implementation=attn)
     model.name_or_path = model.config._name_or_path = name
     return model, tok, family

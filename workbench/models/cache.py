@@ -1,9 +1,11 @@
-"""What a converted model folder recorded about itself, and the check of the folder against it.
+"""The models folder, where converted models live, and the check of a converted copy against what it recorded.
 
-The marker (``workbench-pretrained.json``) is written last into a converted folder: what the model is, where it
-came from, and the size and sha256 of every file (``files``). Sizes are checked whenever the model is used (a
-``stat`` per file), hashes when it is prepared; a copy converted before sizes were recorded is checked against its
-safetensors headers, which give the exact length of the file.
+The folder is ``$WORKBENCH_MODELS``, else the platform's cache folder + ``workbench/models`` (``~/.cache/workbench/
+models`` on Linux); each converted model has a subfolder of its catalog name. The marker
+(``workbench-pretrained.json``) is written last into a converted folder: what the model is, where it came from, and
+the size and sha256 of every file (``files``). Sizes are checked whenever the model is used (a ``stat`` per file),
+hashes when it is prepared; a copy converted before sizes were recorded is checked against its safetensors headers,
+which give the exact length of the file.
 
 >>> damage_of(Path("/no/such/folder"))
 'its workbench-pretrained.json cannot be read'
@@ -14,10 +16,48 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 MARKER = "workbench-pretrained.json"
+
+
+def models_dir() -> Path:
+    """``$WORKBENCH_MODELS``, else the platform's cache folder + ``workbench/models``."""
+    if os.environ.get("WORKBENCH_MODELS"):
+        return Path(os.environ["WORKBENCH_MODELS"]).expanduser()
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches"
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "workbench" / "models"
+
+
+def local_dir(name: str) -> Path:
+    """The folder a converted model lives in (it may not exist yet)."""
+    return models_dir() / name
+
+
+def is_converted(name: str) -> bool:
+    return (local_dir(name) / MARKER).is_file()
+
+
+def damage(name: str, *, hashes: bool = False) -> str | None:
+    """Why the converted copy of ``name`` cannot be used as it is (None: it can); see :func:`damage_of`."""
+    return damage_of(local_dir(name), hashes=hashes)
+
+
+def models_dir_problem() -> str | None:
+    """Why the models folder cannot hold a conversion, found cheaply (a file where a folder must be); None: fine."""
+    folder = models_dir()
+    for path in (folder, *folder.parents):
+        if path.exists():
+            return None if path.is_dir() else (f"the models folder {folder} ($WORKBENCH_MODELS) is not a folder: "
+                                               f"{path} is a file; point WORKBENCH_MODELS at a folder")
+    return None
 
 
 def file_records(folder: Path) -> dict[str, dict]:
