@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from results_io import write_results  # noqa: E402 - bench/ is on sys.path when a script runs
 
-from workbench.builtin.recipe import CLASSROOM_SWEEP  # noqa: E402
+from workbench.builtin.demo import CLASSROOM_SWEEP  # noqa: E402
 from workbench.core.jobs import wait_job  # noqa: E402
 from workbench.core.store import Store  # noqa: E402
 from workbench.data.tasks import load_task  # noqa: E402

@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
 def sweep_app(tmp_path_factory):
     """The app over a fresh workspace, with a calibration of the cells' student already on file (what the first
     estimate here would have measured, ~30 s; the calibration itself is tested in test_phases_queue.py)."""
-    from workbench.builtin.recipe import CLASSROOM_SWEEP
+    from workbench.builtin.demo import CLASSROOM_SWEEP
     from workbench.core.store import Store
     from workbench.data.tasks import load_task
     from workbench.distill.estimates import _key

@@ -19,7 +19,7 @@ import pytest
 from tests.fakes import toy_task
 from workbench.core.connections import Connection, SpecContext
 from workbench.core.errors import TeacherError
-from workbench.core.records import Example
+from workbench.core.store_records import Example
 from workbench.rationales.generation import generate_rationales
 from workbench.rationales.teachers.base import TEACHERS, Option, TeacherRequest, get_teacher, register_teacher
 from workbench.rationales.teachers.endpoint import ENDPOINT_OPTIONS, BadResponse, EndpointTeacher

@@ -513,7 +513,7 @@ def odd_endpoint():
 @fuzz(80)
 @given(reply=replies, mode=st.sampled_from(["chat", "completions"]))
 def test_any_reply_from_an_endpoint_is_an_answer_or_a_per_row_error(odd_endpoint, reply, mode):
-    from workbench.core.records import Example
+    from workbench.core.store_records import Example
     from workbench.rationales.teachers.base import TeacherRequest
     from workbench.rationales.teachers.openai_compat import MAX_ANSWER_CHARS
 

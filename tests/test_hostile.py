@@ -618,7 +618,7 @@ def test_an_unclosed_quote_in_the_header_is_named(tmp_path, store):
 
 def test_every_message_here_is_valid_utf8():
     """The messages above are str; this pins down that printable() is what makes them encodable."""
-    from workbench.core.text import printable
+    from workbench.core.surrogates import printable
 
     for text in ("caf\udce9", "\ud800", "ok", "\udcff\udcfeq"):
         printable(text).encode("utf-8")

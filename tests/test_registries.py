@@ -16,11 +16,11 @@ try:
 except ModuleNotFoundError:  # Python 3.10: pytest's own dependency reads TOML there
     import tomli as tomllib
 
-from workbench.builtin.common import BuiltinTask
+from workbench.builtin.task_base import BuiltinTask
 from workbench.core.errors import ConfigError, TeacherError, UnknownNameError
 from workbench.core.jobs import JOB_KINDS
-from workbench.core.records import Example
 from workbench.core.registry import Registry
+from workbench.core.store_records import Example
 from workbench.data.parsers import PARSERS
 from workbench.data.prompts import TEMPLATES, PromptTemplate
 from workbench.data.tasks import TASKS, Task, list_tasks, load_task, register_task

@@ -226,7 +226,7 @@ def test_the_sweep_job_the_cli_and_the_form(ws, capsys):
 
 
 def test_the_form_starts_from_the_sweep_defaults_and_shows_a_saved_sweep_after_a_reload(ws):
-    from workbench.builtin.recipe import CLASSROOM_SWEEP
+    from workbench.builtin.demo import CLASSROOM_SWEEP
 
     defaults = form_values(CLASSROOM_SWEEP)
     assert defaults["seeds"] == "0, 1, 2" and defaults["students"] == ["smollm2-135m"]

@@ -22,8 +22,8 @@ from workbench.core.store import Store
 from workbench.data.tasks import load_task
 from workbench.distill.config import TrainConfig
 from workbench.distill.predict import load_run
+from workbench.distill.run_description import vocab_texts
 from workbench.distill.runfolder import last_complete_checkpoint
-from workbench.distill.runinfo import vocab_texts
 from workbench.distill.runs import resume_run, train_student
 from workbench.distill.students import make_student
 from workbench.rationales.generation import generate_rationales

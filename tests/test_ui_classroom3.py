@@ -84,7 +84,7 @@ def test_the_ask_box_renders_the_librarys_answer(trained):
 
 # 5. The Train form warns (never refuses) on settings that are almost surely a mistake.
 def test_the_train_form_warns_on_thousands_of_passes_few_test_examples_and_an_offline_student(tmp_path, monkeypatch):
-    from workbench.builtin.recipe import form_defaults
+    from workbench.builtin.demo import form_defaults
     from workbench.core.errors import ConfigError
     from workbench.distill.forms import config_from_form, form_warnings
     from workbench.ui import train
@@ -110,7 +110,7 @@ def test_the_train_form_warns_on_thousands_of_passes_few_test_examples_and_an_of
 
 
 def test_the_demo_form_has_nothing_to_warn_about(store):
-    from workbench.builtin.recipe import form_defaults
+    from workbench.builtin.demo import form_defaults
     from workbench.distill.forms import config_from_form, form_warnings
 
     load_task("wordproblems", store)

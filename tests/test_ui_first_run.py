@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench.builtin.recipe import form_defaults
+from workbench.builtin.demo import form_defaults
 from workbench.core.errors import ConfigError, TeacherError
 from workbench.core.events import Evaluation, Finished, RunStarted, TrainingState, TrainStep
 from workbench.core.jobs import cancel_job, list_jobs, wait_job

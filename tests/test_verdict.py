@@ -85,7 +85,7 @@ def test_answers_written_with_the_answer_in_view_are_never_the_teachers_accuracy
     """A careless user rationalizes the test split (the teacher is shown each gold answer): the teacher's test
     accuracy stays what it scored without the key (here 0), never the copied key's 1.0 — in the figure every
     front end reads, in the Compare tab's teacher column, and on a sweep's reference line."""
-    from workbench.builtin.recipe import DEMO  # noqa: F401  (registers the built-in tasks' entry points)
+    from workbench.builtin.demo import DEMO  # noqa: F401  (registers the built-in tasks' entry points)
     from workbench.results.compare import _teacher_answers
 
     ws = Store.open(tmp_path / "ws")

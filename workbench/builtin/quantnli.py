@@ -14,9 +14,9 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 
-from workbench.builtin.common import NAMES, OBJECTS, BuiltinTask, generate, sizes, truncate
 from workbench.builtin.reading import read_nli
-from workbench.core.records import Example
+from workbench.builtin.task_base import NAMES, OBJECTS, BuiltinTask, generate, sizes, truncate
+from workbench.core.store_records import Example
 from workbench.data.prompts import PromptTemplate
 from workbench.data.tasks import NLI_LABELS
 from workbench.rationales.teachers.base import TeacherReply

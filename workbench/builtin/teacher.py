@@ -1,9 +1,9 @@
 """The offline teacher: ``builtin?error_rate=0.2&seed=0``, for the built-in tasks.
 
-It knows no task itself. Each built-in task owns the writer that turns an example's structure into raw text the
-way an LLM would (:meth:`~workbench.builtin.common.BuiltinTask.write_answer`), so the same parser runs on it as
-on a real model; this teacher only rolls the dice. Mistakes are seeded per example (a SHA-256 of seed, task and
-example id, never ``hash()``), so the same spec gives the same answers in every process.
+It knows no task itself. Each built-in task owns the writer that turns an example's structure into raw text
+the way an LLM would (:meth:`~workbench.builtin.task_base.BuiltinTask.write_answer`), so the same parser runs
+on it as on a real model; this teacher only rolls the dice. Mistakes are seeded per example (a SHA-256 of
+seed, task and example id, never ``hash()``), so the same spec gives the same answers in every process.
 
 >>> from workbench.rationales.teachers import get_teacher
 >>> teacher = get_teacher("builtin?error_rate=0.1&seed=3")
@@ -18,8 +18,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import replace
 
-from workbench.builtin.common import BuiltinTask, uniform
-from workbench.core.records import Example
+from workbench.builtin.task_base import BuiltinTask, uniform
+from workbench.core.store_records import Example
 from workbench.data.tasks import TASKS
 from workbench.rationales.teachers.base import Option, Teacher, TeacherReply, TeacherRequest
 

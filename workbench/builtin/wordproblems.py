@@ -19,10 +19,10 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from workbench.builtin.common import NAMES, OBJECTS, SHE, BuiltinTask, fmt, generate, sizes, truncate
 from workbench.builtin.reading import read_word_problem
+from workbench.builtin.task_base import NAMES, OBJECTS, SHE, BuiltinTask, fmt, generate, sizes, truncate
 from workbench.core.errors import ConfigError
-from workbench.core.records import Example
+from workbench.core.store_records import Example
 from workbench.data.metrics import EquationError, evaluate_equation
 from workbench.data.prompts import PromptTemplate
 from workbench.rationales.teachers.base import TeacherReply

@@ -12,7 +12,7 @@ import sys
 
 from workbench.cli import add_common
 from workbench.core.bounds import PORT, UPLOAD_MB, Bounds
-from workbench.core.net import is_loopback
+from workbench.core.loopback import is_loopback
 
 
 def register(sub) -> None:

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from workbench.core.errors import StoreError, UnknownNameError
-from workbench.core.records import Example, Generation, dumps, loads
 from workbench.core.store_generations import EDIT_STATUSES, GenerationTables
-from workbench.core.store_index import IndexTables
-from workbench.core.text import printable
+from workbench.core.store_records import Example, Generation, dumps, loads
+from workbench.core.store_runs_jobs import RunJobTables
+from workbench.core.surrogates import printable
 
 __all__ = ["DB_NAME", "EDIT_STATUSES", "SCHEMA_VERSION", "Example", "Generation", "Store", "is_disk_full"]
 
@@ -72,7 +72,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 """
 
 
-class Store(GenerationTables, IndexTables):
+class Store(GenerationTables, RunJobTables):
     """Open with :meth:`open`; safe to share between threads (one connection per thread)."""
 
     def __init__(self, workspace: Path):

@@ -21,7 +21,7 @@ from typing import Any
 
 from workbench.core.errors import UnknownNameError
 from workbench.core.locks import is_held
-from workbench.core.records import Generation, dumps, generation_from_row, loads
+from workbench.core.store_records import Generation, dumps, generation_from_row, loads
 
 EDIT_STATUSES = ("accepted", "rejected", "unreviewed")
 

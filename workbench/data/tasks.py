@@ -32,9 +32,9 @@ from typing import ClassVar
 
 from workbench.core.errors import ConfigError, UnknownNameError
 from workbench.core.names import check_name
-from workbench.core.records import Example
 from workbench.core.registry import Registry
 from workbench.core.store import Store
+from workbench.core.store_records import Example
 from workbench.data.metrics import METRIC_NAMES, is_correct
 from workbench.data.prompts import PromptTemplate, get_template
 

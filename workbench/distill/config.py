@@ -5,7 +5,7 @@ from the fields (:func:`add_config_arguments`), the UI and notebooks pass the sa
 is written to ``<run>/config.json`` so that a run can be repeated or resumed.
 
 Fields left as None (steps, batch size, learning rate, eval interval) come from the student's recipe
-(:mod:`workbench.distill.recipes`) when the run starts; the run records the resolved values.
+(:mod:`workbench.distill.student_recipes`) when the run starts; the run records the resolved values.
 
 >>> cfg = TrainConfig(task="wordproblems", method="dss", student="tiny", teacher="builtin", steps=300)
 >>> TrainConfig.from_dict(cfg.to_dict()) == cfg
@@ -26,8 +26,8 @@ from workbench.core.bounds import SEED, Bounds
 from workbench.core.errors import ConfigError
 from workbench.core.names import check_name
 from workbench.distill.methods import METHODS
-from workbench.distill.numbers import NUMBER_MODES
-from workbench.distill.recipes import RECIPE_FIELDS
+from workbench.distill.number_slots import NUMBER_MODES
+from workbench.distill.student_recipes import RECIPE_FIELDS
 from workbench.distill.students import is_from_scratch, recipe_for
 from workbench.rationales.trainingset import LABEL_SOURCES
 
@@ -74,7 +74,7 @@ class TrainConfig:
     kd_temperature: float = _f(2.0, "kd: softmax temperature for teacher and student class scores",
                                bounds=Bounds(0, 100, integer=False, low_open=True))
     kd_mix: float = _f(0.5, "kd: weight of the KL term; the hard-label CE gets 1 - kd_mix", bounds=SHARE)
-    # None: the student's recipe (workbench.distill.recipes), resolved when the run starts and recorded in it.
+    # None: the student's recipe (distill.student_recipes), resolved when the run starts and recorded in it.
     steps: int | None = _f(None, "optimizer steps (default: the student's recipe)", bounds=Bounds(1, MAX_STEPS))
     batch_size: int | None = _f(None, "examples per step and device (default: the student's recipe)",
                                 bounds=Bounds(1, 1024))

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from workbench.core.errors import ConfigError
 from workbench.distill.losses import IGNORE
 from workbench.distill.methods import CAUSAL_SEP, Method
-from workbench.distill.numbers import NumberSlots, slots_for
+from workbench.distill.number_slots import NumberSlots, slots_for
 
 LAYOUTS = ("marker-first", "marker-last")
 
@@ -36,7 +36,7 @@ class Encoder:
     causal: bool
     max_input_len: int = 256
     max_target_len: int = 128
-    numbers: str = "text"  # "slots": numbers become N0, N1, … (workbench.distill.numbers); resolved, never "auto"
+    numbers: str = "text"  # "slots": numbers become N0, N1, … (distill.number_slots); resolved, never "auto"
     layout: str = "marker-first"
 
     def slots(self, text: str) -> NumberSlots:

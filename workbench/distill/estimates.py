@@ -262,9 +262,9 @@ def measure(store: Store, cfg: TrainConfig) -> dict:
     from workbench.data.tasks import load_task
     from workbench.distill.encoding import Collator, encoder_for, target_logits
     from workbench.distill.methods import method_for_config
-    from workbench.distill.numbers import resolve_numbers
+    from workbench.distill.number_slots import resolve_numbers
     from workbench.distill.predict import predictor_for
-    from workbench.distill.runinfo import vocab_texts
+    from workbench.distill.run_description import vocab_texts
     from workbench.distill.runs import calibration_rows
     from workbench.distill.students import is_from_scratch, make_student
     from workbench.distill.trainer import prepare_for_training

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.core.errors import RunError
-from workbench.core.records import Example
 from workbench.core.store import Store
+from workbench.core.store_records import Example
 from workbench.data.metrics import EquationError, evaluate_equation, is_correct
 from workbench.distill.config import TrainConfig
 from workbench.distill.encoding import Encoder, encoder_for
 from workbench.distill.methods import Method, ensure_method, method_for_config
-from workbench.distill.numbers import SLOT_WORD
+from workbench.distill.number_slots import SLOT_WORD
 from workbench.distill.runfolder import RunFolder
 from workbench.distill.students import Student, generate, load_student
 

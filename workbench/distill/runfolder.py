@@ -26,7 +26,7 @@ from workbench.core.events import Event, event_from_dict
 from workbench.core.locks import LockHeld, OwnerLock
 from workbench.core.paths import inside
 from workbench.core.store import is_disk_full
-from workbench.core.store_index import RUN_LOCK
+from workbench.core.store_runs_jobs import RUN_LOCK
 
 
 class RunFolder:

@@ -32,9 +32,9 @@ from workbench.data.metrics import score_predictions
 from workbench.data.tasks import Task, load_task
 from workbench.distill.config import TrainConfig
 from workbench.distill.methods import ensure_method, method_for_config
-from workbench.distill.numbers import resolve_numbers
+from workbench.distill.number_slots import resolve_numbers
+from workbench.distill.run_description import describe_run, vocab_texts
 from workbench.distill.runfolder import RunFolder, disk_error, runs_root
-from workbench.distill.runinfo import describe_run, vocab_texts
 from workbench.distill.students import Student, check_student, is_from_scratch, load_student, make_student
 from workbench.distill.trainer import fit, is_main_process, save_final_model
 from workbench.rationales.generation import ensure_answers, teacher_accuracy

@@ -27,7 +27,7 @@ from workbench.core.errors import ConfigError, RunError, UnknownNameError
 from workbench.core.registry import Registry
 from workbench.distill.lora import is_adapter_folder, load_adapter_checkpoint
 from workbench.distill.methods import LABEL_PREFIX, RATIONALE_PREFIX
-from workbench.distill.recipes import FROM_SCRATCH, FROM_SCRATCH_BASE, PAPER_T5, PRETRAINED, Recipe
+from workbench.distill.student_recipes import FROM_SCRATCH, FROM_SCRATCH_BASE, PAPER_T5, PRETRAINED, Recipe
 from workbench.models import catalog
 from workbench.models.loading import count_parameters, load_checkpoint, pad_batch  # noqa: F401  (re-exported)
 

@@ -40,7 +40,7 @@ from pathlib import Path
 from workbench.core.errors import ConfigError, ImportDataError
 from workbench.core.paths import inside
 from workbench.core.store import Example, Generation, Store, write_error
-from workbench.core.text import has_surrogates, printable
+from workbench.core.surrogates import has_surrogates, printable
 from workbench.data.metrics import EquationError, evaluate_equation
 from workbench.data.prompts import PromptTemplate
 from workbench.data.tasks import ANSWER_KINDS, Task, check_task_name, save_task

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from workbench.core.bounds import UPLOAD_MB
 from workbench.core.errors import ConfigError, ImportDataError
-from workbench.core.text import printable
+from workbench.core.surrogates import printable
 
 MAX_FILE_BYTES = 2 * 1024**3  # the largest file an import reads (the paper's biggest release file is ~60 MB)
 MB = 1024 * 1024

@@ -29,8 +29,8 @@ from workbench.core.errors import ConfigError, NothingToDoError, StoreError, Tea
 from workbench.core.events import GenerationProgress
 from workbench.core.jobs import JobContext
 from workbench.core.locks import OwnerLock
-from workbench.core.records import Example, Generation
 from workbench.core.store import Store, write_error
+from workbench.core.store_records import Example, Generation
 from workbench.data.metrics import accuracy
 from workbench.data.parsers import Parsed
 from workbench.data.prompts import PromptTemplate

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 
 from workbench.core.events import GenerationProgress
-from workbench.core.records import Generation
+from workbench.core.store_records import Generation
 from workbench.rationales.teachers.base import Watch
 
 ProgressFn = Callable[[GenerationProgress], None]

@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from workbench.core.errors import ConfigError
-from workbench.core.records import Example
 from workbench.core.store import Store
+from workbench.core.store_records import Example
 from workbench.data.metrics import METRICS, EquationError, StepCheck, check_steps, evaluate_equation
 from workbench.data.tasks import load_task
 from workbench.distill.predict import RunCache

@@ -45,7 +45,7 @@ from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 
 from workbench.core.errors import ConfigError
-from workbench.distill.numbers import NO_SLOTS, NumberSlots
+from workbench.distill.number_slots import NO_SLOTS, NumberSlots
 from workbench.distill.runfolder import RunFolder
 from workbench.rationales.teachers.hf import Completion
 from workbench.serving.batcher import Batcher, Gone, Job, Stopping

@@ -9,7 +9,7 @@ from pathlib import Path
 from workbench.core.errors import ConfigError, RunError
 from workbench.core.paths import inside
 from workbench.distill.methods import CAUSAL_SEP, Method, method_for_config
-from workbench.distill.numbers import NumberSlots, slots_for
+from workbench.distill.number_slots import NumberSlots, slots_for
 from workbench.distill.runfolder import RunFolder
 from workbench.models import catalog, convert
 from workbench.rationales.teachers.hf import HFTeacher

@@ -20,7 +20,7 @@ import math
 
 from fastapi.responses import JSONResponse
 
-from workbench.core.text import has_surrogates, printable
+from workbench.core.surrogates import has_surrogates, printable
 from workbench.serving.limits import Limits
 
 MAX_PROMPTS = 64  # prompts in one completions request

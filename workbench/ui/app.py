@@ -20,7 +20,7 @@ import gradio as gr
 from starlette.middleware import Middleware
 
 from workbench.core.connections import serve_as_app
-from workbench.core.net import is_loopback
+from workbench.core.loopback import is_loopback
 from workbench.core.store import Store
 from workbench.data.tasks import TASKS, load_task
 from workbench.imports.files import MB, UPLOAD_ENV, upload_limit

@@ -2,7 +2,7 @@
 and spread over seeds, the teacher as a reference line), accuracy vs training seconds, accuracy vs student size —
 and a verdict per size that says how sure it is.
 
-The form starts from the classroom sweep (:data:`workbench.builtin.recipe.CLASSROOM_SWEEP`); its text becomes a
+The form starts from the classroom sweep (:data:`workbench.builtin.demo.CLASSROOM_SWEEP`); its text becomes a
 :class:`~workbench.distill.sweeps.SweepConfig` through :func:`workbench.distill.sweep_form.sweep_from_form`, and
 before launch it says how long the grid will take (:func:`~workbench.distill.sweeps.estimate_sweep`: measured
 here, or a short calibration). What the tab shows of a sweep is a :class:`~workbench.results.sweep_report.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from workbench.builtin.recipe import CLASSROOM_SWEEP
+from workbench.builtin.demo import CLASSROOM_SWEEP
 from workbench.core.errors import ConfigError, WorkbenchError
 from workbench.core.jobs import ACTIVE, cancel_job
 from workbench.core.store import Store

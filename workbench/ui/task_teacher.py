@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from workbench.builtin.recipe import DEMO
+from workbench.builtin.demo import DEMO
 from workbench.core import connections
 from workbench.core.errors import ConfigError
 from workbench.core.store import Store

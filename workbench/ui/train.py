@@ -1,6 +1,6 @@
 """Tab 3, Train: configure a student run, launch it as a background job, watch its curves, cancel or resume.
 
-The form starts from the demo recipe (:func:`workbench.builtin.recipe.form_defaults`): train with the defaults
+The form starts from the demo recipe (:func:`workbench.builtin.demo.form_defaults`): train with the defaults
 and it works. Its values become a :class:`~workbench.distill.config.TrainConfig` through the library
 (:func:`workbench.distill.forms.config_from_form`, whose messages name the field), and before anything starts
 the tab shows what the run would learn from (:func:`~workbench.distill.forms.training_preview`: rows, what was
@@ -14,7 +14,7 @@ import time
 
 import gradio as gr
 
-from workbench.builtin.recipe import form_defaults
+from workbench.builtin.demo import form_defaults
 from workbench.core.errors import ConfigError, WorkbenchError
 from workbench.core.events import TrainingState, state_from_dict
 from workbench.core.jobs import ACTIVE, cancel_job, job_status, list_jobs, queue_line, read_log, start_job
@@ -23,7 +23,7 @@ from workbench.distill.config import config_to_cli
 from workbench.distill.estimates import estimate_run
 from workbench.distill.forms import config_from_form, form_warnings, label_of, training_preview
 from workbench.distill.methods import METHODS
-from workbench.distill.numbers import NUMBER_MODES
+from workbench.distill.number_slots import NUMBER_MODES
 from workbench.distill.runfolder import RunFolder
 from workbench.distill.runs import check_resumable, list_runs, read_metrics
 from workbench.distill.students import list_presets, recipe_for

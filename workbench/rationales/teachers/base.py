@@ -40,8 +40,8 @@ from urllib.parse import parse_qsl
 from workbench.core import connections
 from workbench.core.connections import SpecContext
 from workbench.core.errors import TeacherError
-from workbench.core.records import Example
 from workbench.core.registry import Registry
+from workbench.core.store_records import Example
 
 COSTS = ("free", "compute", "money")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")

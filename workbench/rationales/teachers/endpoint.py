@@ -47,7 +47,7 @@ from typing import Any, ClassVar
 from workbench.core import connections
 from workbench.core.connections import CONN_PREFIX, KEY_ENV_FROM_APP, SpecContext
 from workbench.core.errors import TeacherError
-from workbench.core.text import printable
+from workbench.core.surrogates import printable
 from workbench.rationales.teachers.base import Option, Teacher, TeacherReply, TeacherRequest
 
 _SECRET_HINTS = ("key", "token", "secret", "password", "authorization")

@@ -1,6 +1,7 @@
 """The demo recipe: what the app's forms, ``workbench train`` and the benchmarks start from when nothing else is
 said — the built-in word problems, the built-in teacher, a ``dss`` student from the ``tiny`` preset, and that
-student's own recipe (:mod:`workbench.distill.recipes`) for steps, batch size, learning rate and evaluations.
+student's own recipe (:mod:`workbench.distill.student_recipes`) for steps, batch size, learning rate and
+evaluations.
 
 >>> DEMO.config().resolved().steps, DEMO.config().method
 (1000, 'dss')

@@ -10,7 +10,7 @@ import time
 from workbench.core.store import Store
 from workbench.distill.encoding import encoder_for
 from workbench.distill.methods import class_path, method_for_config
-from workbench.distill.numbers import slots_for
+from workbench.distill.number_slots import slots_for
 from workbench.models.loading import count_parameters
 from workbench.rationales.trainingset import fingerprint
 

@@ -11,7 +11,7 @@ from workbench.data.metrics import evaluate_equation
 from workbench.distill.config import TrainConfig
 from workbench.distill.encoding import Encoder, encoder_for
 from workbench.distill.methods import get_method
-from workbench.distill.numbers import MAX_SLOTS, NumberSlots, resolve_numbers
+from workbench.distill.number_slots import MAX_SLOTS, NumberSlots, resolve_numbers
 from workbench.distill.predict import Predictor
 from workbench.distill.students import make_student
 
@@ -80,7 +80,7 @@ def test_the_predictor_maps_generated_slots_back(monkeypatch):
     enc = Encoder(student.tokenizer, causal=False, numbers="slots")
     seen = []
 
-    def fake_generate(student, prompts, *, max_new_tokens, batch_size):
+    def fake_generate(student, prompts, *, max_new_tokens, batch_size, **_):  # one_line, progress, should_stop
         seen.extend(student.tokenizer.decode(p, skip_special_tokens=True) for p in prompts)
         return ["N1 - N0"] * len(prompts)
 

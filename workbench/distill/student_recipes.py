@@ -1,4 +1,4 @@
-"""Recipes: the training defaults that suit a student, used wherever a setting is left unset.
+"""Student recipes: the training defaults that suit a student, used wherever a setting is left unset.
 
 A from-scratch preset and a pretrained checkpoint want very different settings (a learning rate of 1e-3 trains
 ``tiny`` and wrecks a pretrained model), so :class:`~workbench.distill.config.TrainConfig` leaves steps, batch

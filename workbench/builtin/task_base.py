@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import ClassVar
 
 from workbench.core.errors import ConfigError
-from workbench.core.records import Example
+from workbench.core.store_records import Example
 from workbench.data.tasks import Task
 from workbench.rationales.teachers.base import TeacherReply
 

@@ -1,4 +1,4 @@
-"""The store's index tables: training runs and background jobs (their status, progress and summaries).
+"""The store's run and job tables: training runs and background jobs (their status, progress and summaries).
 
 Mixed into :class:`~workbench.core.store.Store`; every write is one transaction.
 
@@ -13,13 +13,13 @@ import time
 from pathlib import Path
 
 from workbench.core.locks import settle
-from workbench.core.records import dumps, loads
+from workbench.core.store_records import dumps, loads
 
 RUN_LOCK = ".lock"  # in the run folder; held by the process training the run
 INTERRUPTED_NOTE = "the training process ended without reporting (killed?); resume with `workbench train --resume {}`"
 
 
-class IndexTables:
+class RunJobTables:
     """The run index and the job table (needs ``conn`` and ``transaction`` from the store)."""
 
     def upsert_run(self, name: str, *, task: str, method: str, student: str, status: str, run_dir: str,
