@@ -6,7 +6,7 @@
 
 What the app does, through the same calls: a fresh workspace gets the demo task (``prepare_demo``); the builtin
 teacher answers the train and test splits as ``generate`` jobs (the Rationales tab; timed, but before the clock
-of this benchmark starts); then the demo recipe (``workbench.builtin.recipe``, whose ``form_defaults`` the Train tab
+of this benchmark starts); then the demo recipe (``workbench.builtin.demo``, whose ``form_defaults`` the Train tab
 shows) is launched as a detached ``train`` job (``start_job``, what the Train button calls), and the
 clock runs until the job is done and its student scored on the test split (``wait_job``). Goal: <= 120 s on 2 CPU
 cores, with the student more accurate than the builtin teacher on the same test examples.

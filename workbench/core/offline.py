@@ -58,17 +58,25 @@ def apply(online: bool | None = None, env: MutableMapping[str, str] | None = Non
 
 
 def is_offline(env: MutableMapping[str, str] | None = None) -> bool:
-    """The hub is off limits now."""
+    """The hub is off limits: the workbench's default, library calls included. Only an explicit opt-in goes online
+    (``HF_HUB_OFFLINE=0``, ``WORKBENCH_ONLINE=1`` or the CLI's ``--online``, which sets both).
+
+    >>> is_offline({}), is_offline({"WORKBENCH_ONLINE": "1"}), is_offline({"HF_HUB_OFFLINE": "0"})
+    (True, False, False)
+    """
     env = os.environ if env is None else env
-    return env.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
+    if env.get("WORKBENCH_ONLINE", "").strip().lower() in _TRUE:
+        return False
+    return env.get("HF_HUB_OFFLINE", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 @contextlib.contextmanager
 def assumed_offline() -> Iterator[None]:
     """Within the block, code that reads the variables at call time (the pretrained catalog's availability) answers
     as if offline: ``workbench models --online`` says what would still work without the hub."""
-    saved = {key: os.environ.get(key) for key in HUB_ENV}
+    saved = {key: os.environ.get(key) for key in (*HUB_ENV, "WORKBENCH_ONLINE")}
     os.environ.update(dict.fromkeys(HUB_ENV, "1"))
+    os.environ.pop("WORKBENCH_ONLINE", None)  # the opt-in would win over the hub's variables (is_offline)
     try:
         yield
     finally:

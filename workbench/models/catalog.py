@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.core.errors import ConfigError
+from workbench.core.offline import is_offline
 from workbench.core.registry import Registry
 from workbench.models.cache import damage, is_converted, local_dir, models_dir_problem
 
@@ -116,14 +117,6 @@ for _entry in (
 
 
 # -- usable here? ---------------------------------------------------------------------------------------------
-def is_offline() -> bool:
-    """The hub is off limits: the workbench's default, library calls included. Only an explicit opt-in goes online
-    (``HF_HUB_OFFLINE=0``, ``WORKBENCH_ONLINE=1`` or the CLI's ``--online``, which sets both)."""
-    if os.environ.get("WORKBENCH_ONLINE", "").strip().lower() in ("1", "true", "yes", "on"):
-        return False
-    return os.environ.get("HF_HUB_OFFLINE", "1").strip().lower() not in ("0", "false", "no", "off")
-
-
 def in_hub_cache(hub_id: str) -> bool:
     from huggingface_hub import try_to_load_from_cache
 
