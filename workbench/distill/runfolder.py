@@ -87,9 +87,13 @@ class RunFolder:
         if not self.config_path.is_file():
             raise RunError(f"run {self.name!r} has no {self.config_path}; list runs with `workbench runs`")
         try:
-            return json.loads(self.config_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            raise RunError(f"run {self.name!r}: {self.config_path} cannot be read ({err})") from err
+            meta = json.loads(self.config_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError) as err:  # RecursionError: nested beyond the parser's depth
+            raise RunError(f"run {self.name!r}: {self.config_path} cannot be read ({err})") from None
+        if not isinstance(meta, dict) or not all(isinstance(meta.get(k), dict) for k in ("config", "task")):
+            raise RunError(f"run {self.name!r}: {self.config_path} cannot be read (it holds no run description: "
+                           "'config' and 'task' are missing); train the run again or delete its folder")
+        return meta
 
     def write_meta(self, meta: dict) -> None:
         write_atomic(self.config_path, json.dumps(meta, indent=2, ensure_ascii=False, default=str))
@@ -191,4 +195,19 @@ def _jsonl(rows: list[dict]) -> str:
 def _read_jsonl(path: Path) -> list[dict]:
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, ValueError) as err:
+        raise RunError(f"{path} cannot be read ({err})") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except (ValueError, RecursionError) as err:
+            raise RunError(f"{path} line {n} cannot be read ({err}); the run's file is damaged") from None
+        if not isinstance(row, dict):
+            raise RunError(f"{path} line {n} is a {type(row).__name__}, not a row; the run's file is damaged")
+        rows.append(row)
+    return rows

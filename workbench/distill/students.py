@@ -189,8 +189,18 @@ def check_student(spec: str) -> None:
         ok, why = STUDENTS[spec].availability()
         if not ok:
             raise ConfigError(f"student {spec!r} is not available: {why}")
-    elif not (os.path.isdir(spec) or "/" in spec):
+    elif os.path.isdir(spec):
+        if not (is_adapter_folder(spec) or os.path.isfile(os.path.join(spec, "config.json"))):
+            raise ConfigError(f"student folder {spec!r} holds no model (no config.json); give a checkpoint folder, "
+                              "a preset or a pretrained model (`workbench models`)")
+    elif "/" not in spec:
         raise UnknownNameError("student", spec, STUDENTS.names())
+    elif spec.startswith(("/", ".", "~")) or spec.count("/") > 1:
+        raise ConfigError(f"student {spec!r} is not a folder here (nor a hub id); give a checkpoint folder, a preset "
+                          "or a pretrained model (`workbench models`)")
+    elif catalog.is_offline() and not catalog.in_hub_cache(spec):
+        raise ConfigError(f"student {spec!r} is not available: offline here (HF_HUB_OFFLINE=1) and not in the local "
+                          "hub cache (run with --online, or WORKBENCH_ONLINE=1, to download it)")
 
 
 def make_student(spec: str, texts: Iterable[str] = (), *, trust_remote_code: bool = False,

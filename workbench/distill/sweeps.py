@@ -274,7 +274,7 @@ def load_sweep(store: Store, name: str) -> SweepConfig:
         if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
             raise ValueError("it holds no sweep settings ('config')")
         return SweepConfig.from_dict(data["config"])
-    except (ValueError, ConfigError, UnknownNameError) as err:  # json and UTF-8 errors are ValueErrors
+    except (ValueError, RecursionError, ConfigError, UnknownNameError) as err:  # json, UTF-8: ValueErrors
         raise ConfigError(f"sweep {name!r} cannot be read ({path}): {err}") from None
 
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import os
 
+from safetensors import SafetensorError
+
 from workbench.core.errors import ConfigError, WorkbenchError
 from workbench.models import catalog, convert
 
@@ -51,7 +53,7 @@ def load_checkpoint(where: str, *, role: str, error: type[WorkbenchError], dtype
     try:  # use_safetensors: a pickled .bin checkpoint is refused, never unpickled
         model = auto.from_pretrained(where, config=config, use_safetensors=True,
                                      trust_remote_code=trust_remote_code, **extra)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, SafetensorError) as err:  # SafetensorError: a truncated or empty file
         raise error(f"cannot load the {family} weights of {where!r} as safetensors: {err}. Only safetensors "
                     "checkpoints are read: convert a pytorch_model.bin one with "
                     "save_pretrained(..., safe_serialization=True)") from err
