@@ -98,3 +98,20 @@ def test_a_sweep_json_nested_too_deep_is_listed_as_unreadable(tmp_path):
     code, err = _run(["--workspace", str(ws), "sweep", "--resume", "deep", "--estimate"])
     assert code == 2 and "sweep.json" in err and err.count("\n") == 1, err
     shutil.rmtree(ws)
+
+
+def test_a_sweep_json_that_links_outside_the_workspace_is_refused(tmp_path):
+    from workbench.core.errors import ConfigError
+    from workbench.core.store import Store
+    from workbench.distill.sweeps import SweepConfig, create_sweep, load_sweep, sweep_folder
+
+    store = Store.open(tmp_path / "ws")
+    name = create_sweep(store, SweepConfig(task="wordproblems", teacher="builtin", rows=(8,), seeds=(0,),
+                                           students=("tiny",), steps=1, name="linked"))
+    outside = tmp_path / "elsewhere.json"
+    saved = sweep_folder(store, name) / "sweep.json"
+    outside.write_text(saved.read_text())
+    saved.unlink()
+    saved.symlink_to(outside)
+    with pytest.raises(ConfigError, match="sweep"):
+        load_sweep(store, name)

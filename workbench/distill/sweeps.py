@@ -266,9 +266,12 @@ def create_sweep(store: Store, sweep: SweepConfig) -> str:
 def load_sweep(store: Store, name: str) -> SweepConfig:
     """The saved sweep; an unreadable ``sweep.json`` (truncated, empty, not UTF-8, of the wrong shape) is a
     ConfigError naming the file and what is wrong with it."""
+    from workbench.core.paths import inside
+
     path = sweep_folder(store, name) / "sweep.json"
     if not path.is_file():
         raise UnknownNameError("sweep", name, list_sweeps(store))
+    inside(sweeps_root(store), f"{name}/sweep.json", "sweep")  # the file too: never a link to elsewhere
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
