@@ -123,3 +123,34 @@ def _doctest_workspace(request, tmp_path_factory):
                      PAPER_DATA=PAPER_DATA)
     yield
     store.close()
+
+
+# -- the process environment a test leaves behind ----------------------------------------------------------------
+# An entry point run in this process (the CLI's main with --online, a job run in place, the app) sets the hub's
+# variables for its process, as it must; in a test session that process is everyone's. Each test starts with the
+# values the one before it started with, and the tests that changed them are named at the end of the run.
+HUB_AND_OPT_IN = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "WORKBENCH_ONLINE",
+                  "WORKBENCH_MODELS")
+_CHANGED_ENV: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _hub_environment(request):
+    before = {key: os.environ.get(key) for key in HUB_AND_OPT_IN}
+    yield
+    after = {key: os.environ.get(key) for key in HUB_AND_OPT_IN}
+    if after != before:
+        _CHANGED_ENV.append(f"{request.node.nodeid}: " + ", ".join(
+            f"{k} {before[k]!r} -> {after[k]!r}" for k in HUB_AND_OPT_IN if before[k] != after[k]))
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _CHANGED_ENV:
+        terminalreporter.write_line("tests that changed the hub's environment (restored after each):")
+        for line in _CHANGED_ENV:
+            terminalreporter.write_line(f"  {line}")

@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(tp.ROOT / "bench" / "results"), help="folder for gpu.json/.md")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.preset, args.steps, args.warmup, args.batch_size, args.reps, args.rows = "tiny", 4, 1, 8, 1, 64
+        args.preset, args.steps, args.warmup, args.batch_size, args.reps, args.rows = "tiny", 2, 1, 8, 1, 64
     elif not torch.cuda.is_available():
         parser.error("no CUDA device: this benchmark is for a GPU machine (use --smoke to check it on CPU)")
     from transformers.utils import logging as hf_logging

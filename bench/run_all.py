@@ -21,7 +21,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = ("throughput", "number_slots", "data_efficiency", "first_result", "teachers", "pretrained", "sweeps", "gpu")
+SCRIPTS = ("throughput", "number_slots", "data_efficiency", "first_result", "teachers", "pretrained", "profile_cell",
+           "classroom", "sweeps", "sweeps_wordproblems", "gpu")
+# A name that runs a script with arguments (the grids of the trustworthy-claim measurements, 3 seeds each).
+VARIANTS = {"sweeps_wordproblems": ("sweeps", ["--grid", "wordproblems", "--students", "smollm2-135m",
+                                               "--rows", "16,32,64,128,256", "--seeds", "0,1,2"]),
+            "sweeps": ("sweeps", ["--grid", "svamp", "--seeds", "0,1,2", "--epochs", "2"])}
 
 
 def has_cuda() -> bool:
@@ -31,16 +36,17 @@ def has_cuda() -> bool:
 
 
 def run_script(name: str, out: Path, smoke: bool) -> dict:
-    cmd = [sys.executable, str(ROOT / "bench" / f"{name}.py"), "--out", str(out)] + (["--smoke"] if smoke else [])
+    script, extra = VARIANTS.get(name, (name, []))
+    cmd = [sys.executable, str(ROOT / "bench" / f"{script}.py"), "--out", str(out)] + (["--smoke"] if smoke else extra)
     print(f"== {name}: {' '.join(cmd[1:])}", flush=True)
     started = time.monotonic()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     seconds = time.monotonic() - started
     if proc.returncode != 0:
         print(proc.stderr[-3000:], file=sys.stderr)
-    md = out / f"{name}.md"
+    md = out / f"{name}.md" if name not in VARIANTS else None
     return {"script": f"{name}.py", "returncode": proc.returncode, "seconds": round(seconds, 1),
-            "markdown": md.read_text(encoding="utf-8") if proc.returncode == 0 and md.is_file() else None,
+            "markdown": md.read_text(encoding="utf-8") if proc.returncode == 0 and md and md.is_file() else None,
             "error": proc.stderr[-2000:] if proc.returncode != 0 else None}
 
 

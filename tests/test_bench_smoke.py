@@ -13,20 +13,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.slow
-def test_teachers_bench_smoke(tmp_path):
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "teachers.py"), "--smoke", "--out", str(tmp_path)],
-                          capture_output=True, text=True, timeout=240, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads((tmp_path / "teachers.json").read_text())
-    hf, endpoint = result["hf"], result["endpoint"]
-    assert hf["batch_1"]["tokens"] > 0 and hf["speedup"] > 1  # batching helps even at smoke sizes
-    assert endpoint["client_max_in_flight"] == 32 and endpoint["server_max_in_flight"] == 32
-    assert endpoint["failed_rows"] == 0 and endpoint["requests_sent"] == endpoint["rows"]
-    assert endpoint["rerun_requests"] == 0 and endpoint["duplicate_prompts_server_side"] == 0  # the cache
-    assert "| hf speed-up" in (tmp_path / "teachers.md").read_text() and "requests/s" in proc.stdout
-
-
 def _bench(tmp_path, script: str, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / script), "--smoke", "--out", str(tmp_path), *args],
                           capture_output=True, text=True, timeout=timeout, cwd=ROOT)
@@ -114,14 +100,20 @@ def test_gpu_bench_smoke_without_datasets_or_gradio(tmp_path):
 
 
 @pytest.mark.slow
-def test_run_all_smoke(tmp_path):
-    # One script is enough to check the collection (each script has its own smoke test above).
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "run_all.py"), "--smoke", "--only", "gpu", "--out",
-                           str(tmp_path)], capture_output=True, text=True, timeout=240, cwd=ROOT)
+def test_teachers_bench_smoke_through_run_all(tmp_path):
+    """``make bench``'s collector and one script's own fields, in one run (each script has a smoke test here)."""
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "run_all.py"), "--smoke", "--only", "teachers",
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=240, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert [(s["script"], s["returncode"]) for s in summary["scripts"]] == [("gpu.py", 0)]
-    assert "## GPU throughput" in (tmp_path / "summary.md").read_text()
+    assert [(s["script"], s["returncode"]) for s in summary["scripts"]] == [("teachers.py", 0)]
+    assert "| hf speed-up" in (tmp_path / "summary.md").read_text()
+    result = json.loads((tmp_path / "teachers.json").read_text())
+    hf, endpoint = result["hf"], result["endpoint"]
+    assert hf["batch_1"]["tokens"] > 0 and hf["speedup"] > 1  # batching helps even at smoke sizes
+    assert endpoint["client_max_in_flight"] == 32 and endpoint["server_max_in_flight"] == 32
+    assert endpoint["failed_rows"] == 0 and endpoint["requests_sent"] == endpoint["rows"]
+    assert endpoint["rerun_requests"] == 0 and endpoint["duplicate_prompts_server_side"] == 0  # the cache
 
 
 @pytest.mark.slow
