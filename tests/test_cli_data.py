@@ -71,3 +71,24 @@ def test_bad_arguments_exit_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--workspace", str(tmp_path), "generate", "--limit", "many"])
     assert exc.value.code == 2
+
+
+def test_export_without_out_names_the_file_as_the_app_does_and_the_app_suggests_columns_from_the_library(tmp_path):
+    """One rule per fact (issue 26 §1): the export's default file and the CSV column roles are the library's."""
+    from workbench.cli import main
+    from workbench.imports.custom import suggest_columns
+    from workbench.ui import imports
+
+    ws = tmp_path / "ws"
+    assert main(["--workspace", str(ws), "generate", "--task", "quantnli", "--teacher", "builtin", "--limit", "4",
+                 "--json"]) == 0
+    assert main(["--workspace", str(ws), "export", "--task", "quantnli", "--teacher", "builtin", "--format", "csv",
+                 "--json"]) == 0
+    (written,) = (ws / "exports").glob("quantnli-builtin-*.csv")
+    assert written.read_text().startswith("example_id,input,label,rationale")
+    upload = tmp_path / "My reviews.csv"
+    upload.write_text("Review,Sentiment,why\nnice,positive,it says nice\n")
+    out = imports.on_upload(str(upload))
+    guess = suggest_columns(["Review", "Sentiment", "why"])
+    assert out[0]["value"] == guess["inputs"] == ["Review"] and out[1]["value"] == guess["label"] == "Sentiment"
+    assert out[2]["value"] == "why" and out[3]["value"] == imports.NONE and out[-2] == "My-reviews"

@@ -33,7 +33,9 @@ def register(sub) -> None:
     p.add_argument("--keep-parse-errors", action="store_true")
     p.add_argument("--drop-teacher-wrong", action="store_true")
     p.add_argument("--only-accepted", action="store_true")
-    p.add_argument("--out", required=True, help="file ending in .jsonl or .csv")
+    p.add_argument("--out", help="file ending in .jsonl or .csv (default: the workspace's exports/ folder, as the "
+                   "app's Export button names it)")
+    p.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="without --out: the file's format")
     p.set_defaults(func=cmd_export)
 
 
@@ -91,5 +93,5 @@ def cmd_export(args) -> dict:
     ts = build_training_set(store, task, args.teacher, label_source=args.label_source,
                             drop_parse_errors=not args.keep_parse_errors, drop_teacher_wrong=args.drop_teacher_wrong,
                             only_accepted=args.only_accepted)
-    path = ts.export(args.out)
+    path = ts.export(args.out or ts.default_path(store, args.format))
     return {**ts.summary(), "path": str(path)}

@@ -34,6 +34,7 @@ import random
 import re
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -279,6 +280,40 @@ def render_input(values: dict[str, str | None], inputs: tuple[str, ...]) -> str:
     if len(inputs) == 1:
         return values[inputs[0]].strip()
     return "\n".join(f"{col}: {values[col].strip()}" for col in inputs)
+
+
+# Column names suggested for each role, most likely first: a suggestion every front lets the user change.
+INPUT_NAMES = ("input", "question", "text", "sentence", "review", "premise", "hypothesis", "prompt", "body")
+LABEL_NAMES = ("label", "answer", "gold", "target", "sentiment", "class", "category", "output", "y")
+RATIONALE_NAMES = ("rationale", "explanation", "why", "reason", "reasoning")
+
+
+def suggest_columns(columns: Sequence[str]) -> dict:
+    """Which column looks like each role, by its name (case-insensitive): what the app's mapping form starts from.
+    Inputs: every input-like column, else the first column; the other roles: the best-named column, or None.
+
+    >>> suggest_columns(["Question", "Answer", "why", "split", "notes"])
+    {'inputs': ['Question'], 'label': 'Answer', 'rationale': 'why', 'split': 'split', 'id': None}
+    >>> suggest_columns(["a", "b"])["inputs"]
+    ['a']
+    """
+
+    def best(names: tuple[str, ...]) -> str | None:
+        return next((c for name in names for c in columns if c.lower() == name), None)
+
+    inputs = [c for c in columns if c.lower() in INPUT_NAMES] or list(columns[:1])
+    return {"inputs": inputs, "label": best(LABEL_NAMES), "rationale": best(RATIONALE_NAMES),
+            "split": best(("split",)), "id": best(("id",))}
+
+
+def suggest_task_name(filename: str) -> str:
+    """A task name from an uploaded file's name (letters, digits, ``_.-``; at most 64 characters).
+
+    >>> suggest_task_name("/tmp/gradio/My reviews (2024).csv")
+    'My-reviews-2024'
+    """
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(filename).stem).strip("-.") or "custom"
+    return stem[:64]
 
 
 def infer_kind(labels: list[str]) -> str:

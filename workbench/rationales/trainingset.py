@@ -15,6 +15,8 @@ import csv
 import hashlib
 import io
 import json
+import re
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +64,16 @@ class TrainingSet:
                              "choose another folder") from err
         return path
 
+    def default_path(self, store: Store, fmt: str = "jsonl") -> Path:
+        """Where an export goes when no file is named: ``exports/<task>-<teacher>-<time>.<fmt>`` in the workspace
+        (the app's Export button; ``workbench export`` without ``--out``)."""
+        suffix = {"jsonl": ".jsonl", "csv": ".csv"}.get(str(fmt).lower())
+        if suffix is None:
+            raise ConfigError(f"export as JSONL or CSV, not {fmt!r}")
+        folder = exports_dir(store)
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{self.task}-{self.teacher or 'gold'}")
+        return folder / f"{safe}-{time.strftime('%Y%m%d-%H%M%S')}{suffix}"
+
     def to_jsonl(self) -> str:
         return "".join(json.dumps({k: r.get(k) for k in EXPORT_COLUMNS}, ensure_ascii=False) + "\n" for r in self.rows)
 
@@ -93,6 +105,13 @@ def resolve_row(row: dict) -> dict:
     parse_error = row["parse_error"] if not (edited_label is not None and row["parse_error"]) else None
     return {**row, "rationale": rationale, "resolved_teacher_label": label, "edited": edited,
             "status": row.get("status") or "unreviewed", "resolved_parse_error": parse_error}
+
+
+def exports_dir(store: Store) -> Path:
+    """The workspace's folder for exported training sets (the only folder the app serves files from)."""
+    folder = store.workspace / "exports"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def build_training_set(store: Store, task: Task, teacher: str | None, *, split: str = "train",

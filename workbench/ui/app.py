@@ -24,6 +24,7 @@ from workbench.core.loopback import is_loopback
 from workbench.core.store import Store
 from workbench.data.tasks import TASKS, load_task
 from workbench.imports.files import MB, UPLOAD_ENV, upload_limit
+from workbench.rationales.trainingset import exports_dir
 from workbench.ui import about, rationales, task_teacher
 from workbench.ui.common import CSS, THEME
 
@@ -124,7 +125,7 @@ def launch(workspace: str | os.PathLike, host: str = "127.0.0.1", port: int = 78
         log.warning(warning)
         print("\n" + "!" * 100 + f"\n{warning}\n" + "!" * 100 + "\n", flush=True)
     demo = build_app(workspace)
-    exports = rationales.export_dir(demo.workbench_store)
+    exports = exports_dir(demo.workbench_store)
     demo.queue(default_concurrency_limit=4).launch(
         server_name=host, server_port=port, auth=credentials, share=False, inbrowser=False,
         prevent_thread_lock=prevent_thread_lock, quiet=quiet, show_error=True, theme=THEME, css=CSS,

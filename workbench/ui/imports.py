@@ -6,33 +6,29 @@ Both call the library importers (:func:`workbench.imports.custom.import_custom`,
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import gradio as gr
 
 from workbench.core.store import Store
 from workbench.data.tasks import ANSWER_KINDS, list_tasks
-from workbench.imports.custom import ColumnMapping, import_custom, read_table
+from workbench.imports.custom import (
+    ColumnMapping,
+    import_custom,
+    read_table,
+    suggest_columns,
+    suggest_task_name,
+)
 from workbench.imports.files import check_upload_size
 from workbench.imports.paper import PAPER_DATASETS, import_paper
 from workbench.ui.common import bind, edge, info, md_text, user_error
 
 NONE = "(none)"
-# Column names guessed for each role, most likely first (the user can change every guess).
-INPUT_NAMES = ("input", "question", "text", "sentence", "review", "premise", "hypothesis", "prompt", "body")
-LABEL_NAMES = ("label", "answer", "gold", "target", "sentiment", "class", "category", "output", "y")
-RATIONALE_NAMES = ("rationale", "explanation", "why", "reason", "reasoning")
 PREVIEW_ROWS = 5
 
 
 def _opt(value: str | None) -> str | None:
     return None if not value or value == NONE else value
-
-
-def _suggest_name(filename: str) -> str:
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(filename).stem).strip("-.") or "custom"
-    return stem[:64]
 
 
 @edge
@@ -44,20 +40,13 @@ def on_upload(path: str | None):
     check_upload_size(Path(path))  # the app's stated limit (--max-upload-mb), before the file is read
     columns, rows, rejected = read_table(Path(path))
     optional = [NONE, *columns]
-
-    def guess(*names):
-        return next((c for name in names for c in columns if c.lower() == name), NONE)
-
-    inputs = [c for c in columns if c.lower() in INPUT_NAMES]
+    guess = suggest_columns(columns)  # the library's suggestion, by column name; every field stays editable
     preview = [[str(r.values.get(c) if r.values.get(c) is not None else "") for c in columns]
                for r in rows[:PREVIEW_ROWS]]
     note = f"{len(rows)} rows read" + (f", {len(rejected)} unreadable" if rejected else "")
-    return (gr.update(choices=columns, value=inputs or columns[:1]),
-            gr.update(choices=optional, value=guess(*LABEL_NAMES)),
-            gr.update(choices=optional, value=guess(*RATIONALE_NAMES)),
-            gr.update(choices=optional, value=guess("split")),
-            gr.update(choices=optional, value=guess("id")),
-            gr.update(value=preview, headers=columns), _suggest_name(path), md_text(note))
+    return (gr.update(choices=columns, value=guess["inputs"]),
+            *(gr.update(choices=optional, value=guess[role] or NONE) for role in ("label", "rationale", "split", "id")),
+            gr.update(value=preview, headers=columns), suggest_task_name(path), md_text(note))
 
 
 def report_md(result: dict) -> str:

@@ -9,7 +9,6 @@ through :func:`workbench.rationales.review.edit_generation`; every view and coun
 
 from __future__ import annotations
 
-import re
 import time
 
 import gradio as gr
@@ -283,21 +282,12 @@ def on_export(store: Store, task_name: str, teacher: str, fmt: str, label_source
         raise NothingToDoError("pick a task and a teacher with generations first")
     task = load_task(task_name, store)
     ts = build_training_set(store, task, teacher, label_source=label_source or "gold")
-    suffix = {"JSONL": ".jsonl", "CSV": ".csv"}.get(fmt)
-    if suffix is None:
-        raise ConfigError("export as JSONL or CSV")
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{task.name}-{teacher}")
-    out = export_dir(store) / f"{safe}-{time.strftime('%Y%m%d-%H%M%S')}{suffix}"
-    ts.export(out)
+    out = ts.export(ts.default_path(store, fmt or ""))
     info(f"Exported {len(ts.rows):,} rows with {'gold' if ts.label_source == 'gold' else 'the teacher’s'} labels; "
          f"left out: {fmt_counts(ts.dropped)}.")
     return gr.File(str(out), visible=True)
 
 
-def export_dir(store: Store):
-    folder = store.workspace / "exports"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def on_task_or_teacher(store: Store, task_name: str, spec: str):
