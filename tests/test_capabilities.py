@@ -104,3 +104,27 @@ def test_no_front_end_knows_a_method_or_teacher_by_its_name():
     bad = [hit for folder in ("ui", "cli") for path in sorted((ROOT / "workbench" / folder).glob("*.py"))
            for hit in _compared_names(path, names)]
     assert not bad, f"compare a capability, not a name: {bad}"
+
+
+def test_no_form_default_is_written_in_the_ui():
+    """A form field's starting value comes from the library (``form_defaults``, ``CLASSROOM_SWEEP``, a
+    function's own default), never a number typed into ``workbench/ui``: a literal there would be a default the
+    CLI and the notebooks do not share. Hidden counters (a ``gr.State``/``gr.Number`` starting at 0) and a
+    timer's interval are the page's own business."""
+    found = []
+    for path in sorted((ROOT / "workbench" / "ui").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "gr"):
+                continue
+            kind = node.func.attr
+            values = [k.value for k in node.keywords if k.arg == "value"]
+            if kind not in ("Timer", "State", "Markdown", "Button", "Accordion", "Tab", "HTML"):
+                values += node.args[:1] if kind not in ("Slider",) else node.args[2:3]
+            for v in values:
+                literal = isinstance(v, ast.Constant) and isinstance(v.value, (int, float)) and not isinstance(
+                    v.value, bool)
+                if literal and not (kind == "Number" and v.value == 0 and any(
+                        k.arg == "visible" for k in node.keywords)):
+                    found.append(f"{path.name}:{node.lineno} gr.{kind} starts at {v.value!r}")
+    assert not found, f"read these defaults from the library: {found}"
