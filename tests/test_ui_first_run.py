@@ -278,3 +278,20 @@ def test_the_summary_says_the_student_figure_on_the_teachers_examples_when_they_
     text = compare_tab.summary_md({"r": row}, "builtin")
     assert "98.7 % (300); 98.0 % on the teacher's 50" in text
     assert "on the teacher's" not in compare_tab.summary_md({"r": {**row, "n_shared": 300}}, "builtin")
+
+
+def test_the_train_form_never_waits_for_a_calibration(ws, tmp_path, monkeypatch):
+    """The page's Train form asks for its estimate in the background: a student not measured here says it is being
+    measured (and the form asks again on a timer) instead of holding the form for the minute a SmolLM2
+    calibration takes; once measured, the estimate is there."""
+    monkeypatch.setenv("WORKBENCH_CALIBRATION", str(tmp_path / "calibration.json"))  # nothing measured yet
+    started = time.monotonic()
+    cli, facts, timer = train.on_form_live(ws, "wordproblems", "builtin", *form(steps=20))
+    assert time.monotonic() - started < 10 and "⏳" in facts and "measuring tiny" in html.unescape(facts)
+    assert timer.active and "--steps 20" in cli
+    deadline = time.monotonic() + 180
+    while "⏳" in facts:
+        assert time.monotonic() < deadline, facts
+        time.sleep(1)
+        _, facts, timer = train.on_form_live(ws, "wordproblems", "builtin", *form(steps=20))
+    assert "about" in facts and "for 20 steps" in facts and not timer.active

@@ -153,9 +153,27 @@ def machine_id() -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+CALIBRATION_FORMAT = 2  # 2: each calibration says how busy the machine was (``busy``); older ones are measured again
+BUSY = 1.0  # load average per core from other work above which a measurement says more about the load than the student
+
+
+def machine_busy() -> float:
+    """The 1-minute load average per core: what other work takes from a measurement started now."""
+    try:
+        return os.getloadavg()[0] / (os.cpu_count() or 1)
+    except OSError:  # not on every platform
+        return 0.0
+
+
+def _stale(cached: dict) -> bool:
+    """Measured while other work filled the cores, and the machine is quiet now: the figure would be several times
+    too slow (a tiny student calibrated beside a test run measured 3.3 s a step for a 0.19 s step), so measure again."""
+    return (cached.get("busy") or 0.0) > BUSY and machine_busy() < BUSY / 2
+
+
 def _key(cfg: TrainConfig) -> str:
-    parts = (machine_id(), cfg.task, cfg.student, cfg.method, cfg.batch_size, cfg.lora_rank, cfg.max_input_len,
-             cfg.max_target_len)
+    parts = (f"v{CALIBRATION_FORMAT}", machine_id(), cfg.task, cfg.student, cfg.method, cfg.batch_size,
+             cfg.lora_rank, cfg.max_input_len, cfg.max_target_len)
     return "|".join(str(p) for p in parts)
 
 
@@ -194,19 +212,21 @@ def calibration(store: Store, cfg: TrainConfig, *, run: bool = True, progress=No
     path = calibration_file(store)
     key = _key(cfg)
     cached = _read_cache(path).get(key)
+    if cached is not None and _stale(cached):
+        cached = None if run else cached  # a figure from a busy machine until a new one replaces it
     if cached is not None or not run:
         return cached
     lock = OwnerLock.acquire(path.with_name(path.name + ".lock"), wait=1800, note=f"calibrating {cfg.student}")
     try:
         cached = _read_cache(path).get(key)  # measured by whoever held the lock before us
-        if cached is not None:
+        if cached is not None and not _stale(cached):
             return cached
         if progress is not None:
             progress(Note(message=f"calibrating {cfg.student} ({cfg.method}) on this machine, once (seconds; about a "
                                   "minute for a pretrained model)"))
         # In a process of its own: a pretrained student's weights, gradients and optimizer state (~2 GB for
         # SmolLM2) are given back when it ends, not kept by the app that asked.
-        started = time.monotonic()
+        started, busy = time.monotonic(), machine_busy()
         out = subprocess.run([sys.executable, "-m", "workbench.distill.estimates", "--workspace",
                               str(store.workspace), json.dumps(cfg.to_dict())], capture_output=True, text=True,
                              timeout=900, env={**os.environ, "HF_HUB_DISABLE_PROGRESS_BARS": "1",
@@ -217,6 +237,7 @@ def calibration(store: Store, cfg: TrainConfig, *, run: bool = True, progress=No
         result = json.loads(out.stdout.strip().splitlines()[-1])
         # What a job pays before its first phase: a process starting and importing torch and transformers.
         result["start"] = round(max(0.0, time.monotonic() - started - result.pop("inside", 0.0)), 2)
+        result["busy"] = round(busy, 2)
         cache = _read_cache(path)
         cache[key] = result
         write_atomic(path, json.dumps(cache, indent=1))

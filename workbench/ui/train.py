@@ -86,22 +86,39 @@ def preview_md(store: Store, cfg) -> str:
 
 
 @edge
-def on_form(store: Store, task, teacher, *values):
-    """Any setting changed: the CLI command, the training-set preview and the time estimate follow."""
+def on_form(store: Store, task, teacher, *values, calibrate: bool | str = True):
+    """Any setting changed: the CLI command, the training-set preview and the time estimate follow (``calibrate``:
+    see :func:`~workbench.distill.estimates.estimate_run`; the page asks in the background)."""
+    cli, facts, _ = _form_facts(store, task, teacher, *values, calibrate=calibrate)
+    return cli, facts
+
+
+def on_form_live(store: Store, task, teacher, *values):
+    """The page's form: a student not yet measured here is calibrated in the background (a minute for SmolLM2)
+    while the form says so, and the estimate is asked again until it is there; the form never waits for it."""
+    cli, facts, measuring = _form_facts(store, task, teacher, *values, calibrate="background")
+    return cli, facts, gr.Timer(active=measuring)
+
+
+def _form_facts(store: Store, task, teacher, *values, calibrate: bool | str):
     try:
         cfg = config_from_form(form_values(task, teacher, *values))
     except ConfigError as err:
-        return f"# {err}", f"⚠ {md_text(err)}"
+        return f"# {err}", f"⚠ {md_text(err)}", False
+    measuring = False
     try:  # before launch, every time: measured here, or a short calibration of the student (cached)
-        est = estimate_run(store, cfg, calibrate=True)
+        est = estimate_run(store, cfg, calibrate=calibrate)
         parts = ", ".join(f"{k} {fmt_duration(v)}" for k, v in est.parts.items() if v)
-        when = f"{est.describe()} for {cfg.resolved().steps:,} steps" + (f" ({parts})" if parts else "")
+        measuring = est.source == "none" and calibrate == "background"
+        when = (f"⏳ {est.note}" if measuring else f"{est.describe()} for {cfg.resolved().steps:,} steps"
+                + (f" ({parts})" if parts else ""))
     except WorkbenchError as err:
         when = f"no estimate: {err}"
     warnings = "".join(f"  \n⚠ **{md_text(label_of(w.field))}:** {md_text(w.message)}"
                        for w in form_warnings(store, cfg))  # allowed, but almost surely a mistake
     return (f"workbench --workspace {store.workspace} " + config_to_cli(cfg).removeprefix("workbench "),
-            f"{preview_md(store, cfg)}  \n**Device** {md_text(device_line())} · **time** {md_text(when)}{warnings}")
+            f"{preview_md(store, cfg)}  \n**Device** {md_text(device_line())} · **time** {md_text(when)}{warnings}",
+            measuring)
 
 
 def on_student(student: str):
@@ -276,9 +293,12 @@ def render(store: Store, demo: gr.Blocks, sel) -> None:
     inputs = [sel.task, sel.teacher, *form]
     poll_out = [progress, log, curves, runs, shown, timer, train, cancel]
     poll = bind(on_poll, store)
-    update_form = bind(on_form, store)
-    for comp in [sel.task, sel.teacher, *form]:
-        comp.change(update_form, inputs, [cli, facts], api_visibility="private", **HIDDEN)
+    est_timer = gr.Timer(3.0, active=False)  # while the student is being calibrated for the estimate
+    # One listener, one at a time, run again after the one in flight: no edit is dropped, no old estimate lands last.
+    estimating = {"fn": bind(on_form_live, store), "inputs": inputs, "outputs": [cli, facts, est_timer],
+                  "trigger_mode": "always_last", "concurrency_limit": 1, "concurrency_id": "train-form",
+                  "api_visibility": "private", **HIDDEN}
+    gr.on([comp.change for comp in [sel.task, sel.teacher, *form]] + [est_timer.tick], **estimating)
     student.input(on_student, student, [steps, batch, lr, eval_every], api_visibility="private", **HIDDEN)
     train.click(bind(on_train, store), inputs, timer, api_name="train", **HIDDEN).then(
         poll, shown, poll_out, api_visibility="private", **HIDDEN)
@@ -292,4 +312,4 @@ def render(store: Store, demo: gr.Blocks, sel) -> None:
     shown.input(poll, shown, poll_out, api_visibility="private", **HIDDEN)
     demo.load(poll, shown, poll_out, api_visibility="private", **HIDDEN)
     # The form's facts follow the restored task and teacher (on a reload), not the page's defaults.
-    sel.ready.change(update_form, inputs, [cli, facts], api_visibility="private", **HIDDEN)
+    gr.on([sel.ready.change], **estimating)
