@@ -86,7 +86,7 @@ def render_md(result: dict) -> str:
              f"`wordproblems-hard`, builtin teacher, {result['rows']} rows, {result['epochs']:g} epochs, the Sweeps "
              f"tab's defaults of each checkout. {result['machine']}. Seconds per phase (share of the cell).", "",
              "| code | student | method | steps | test examples (rationales?) | " + " | ".join(PHASES)
-             + " | total | accuracy |", "|---" * (8 + len(PHASES)) + "|"]
+             + " | total | accuracy |", "|---" * (7 + len(PHASES)) + "|"]
     for r in result["cells"]:
         total = r["wall"]
         parts = " | ".join(f"{r['phases'][p]:.0f} ({r['phases'][p] / total:.0%})" for p in PHASES)
