@@ -45,7 +45,7 @@ from workbench.ui.common import (
 )
 
 TABLE_HEADERS = ["id", "example", "input", "teacher label", "gold", "right", "steps", "status", "edited", "rationale"]
-TABLE_WIDTHS = ["5%", "9%", "20%", "9%", "6%", "7%", "7%", "8%", "7%", "22%"]
+TABLE_WIDTHS = ["5%", "9%", "20%", "9%", "7%", "5%", "6%", "10%", "6%", "23%"]  # status: "unreviewed" whole
 HISTORY_HEADERS = ["edit", "when", "status", "rationale", "label", "author"]
 MARK = {True: "✓", False: "✗", None: "–"}
 HIDDEN = {"show_progress": "hidden"}
