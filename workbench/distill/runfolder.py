@@ -90,9 +90,9 @@ class RunFolder:
             meta = json.loads(self.config_path.read_text(encoding="utf-8"))
         except (OSError, ValueError, RecursionError) as err:  # RecursionError: nested beyond the parser's depth
             raise RunError(f"run {self.name!r}: {self.config_path} cannot be read ({err})") from None
-        if not isinstance(meta, dict) or not all(isinstance(meta.get(k), dict) for k in ("config", "task")):
+        if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
             raise RunError(f"run {self.name!r}: {self.config_path} cannot be read (it holds no run description: "
-                           "'config' and 'task' are missing); train the run again or delete its folder")
+                           "'config' is missing); train the run again or delete its folder")
         return meta
 
     def write_meta(self, meta: dict) -> None:
