@@ -93,6 +93,7 @@ def on_form(store: Store, task, teacher, *values, calibrate: bool | str = True):
     return cli, facts
 
 
+@edge
 def on_form_live(store: Store, task, teacher, *values):
     """The page's form: a student not yet measured here is calibrated in the background (a minute for SmolLM2)
     while the form says so, and the estimate is asked again until it is there; the form never waits for it."""
