@@ -450,6 +450,12 @@ def test_a_local_models_generation_shows_batch_tokens_and_eta_fills_the_table_an
     end_jobs(store)
     ui = Page(browser, url)
     lm = tiny_lm(store)
+
+    def spec_has(text: str) -> None:
+        ui.page.wait_for_function(
+            "t => (document.querySelector('#teacher-spec textarea, #teacher-spec input')?.value || '').includes(t)",
+            arg=text, timeout=60_000)
+
     ui.tab("Rationales")
     # Rationalization is counted: the builtin teacher answered the train split without the gold answer, and with
     # it has answered none yet (the sentence said "Will ask 0 of …").
@@ -464,11 +470,12 @@ def test_a_local_models_generation_shows_batch_tokens_and_eta_fills_the_table_an
     ui.page.locator("#gen-rationalize input").uncheck()
     ui.tab("Task & teacher")
     pick(ui, "#teacher-kind", "hf")
+    ui.page.wait_for_function(  # the kind's answer (it clears the boxes) lands before anything is typed in them
+        "(document.querySelector('#teacher-spec textarea, #teacher-spec input')?.value || '') === 'hf'", timeout=60_000)
     ui.fill("#teacher-target", lm)
-    ui.fill("#teacher-settings", "max_new_tokens=300&stop=&batch_size=2")
-    ui.page.wait_for_function(
-        "(document.querySelector('#teacher-spec textarea, #teacher-spec input')?.value || '').includes('batch_size=2')",
-        timeout=30_000)
+    spec_has(lm)
+    ui.fill("#teacher-settings", "max_new_tokens=1500&stop=&batch_size=2")  # a batch lasts seconds, not one poll
+    spec_has("batch_size=2")
     ui.tab("Rationales")
     ui.wait_text("#gen-plan", "Will ask 20 of 20 train examples (a local model")  # its default: 20, not all
     ui.fill("#gen-n", "6")
@@ -492,7 +499,7 @@ def test_a_local_models_generation_shows_batch_tokens_and_eta_fills_the_table_an
 
 def tiny_lm(store) -> str:
     """The tiny random causal model the app fixture saved beside its workspace (it writes nonsense, slowly enough
-    on a CPU to watch: a few hundred tokens a batch)."""
+    on a CPU to watch: a batch of 1,500 tokens takes several seconds, longer than the page's poll)."""
     return str(Path(store.workspace).parent / "tiny-lm")
 
 
