@@ -65,6 +65,9 @@ student to pick up the steps that lead to the answer, not only the answer. At te
    as you make them.
 3. **Train** — train a small student with `standard`, `dss`, `cot` or `kd`; the form's defaults work as they are.
 4. **Compare** — see where the student agrees with the teacher, where it beats it, and where it does not.
+5. **Sweeps** — the paper's question with your own runs: methods × training-set sizes × seeds, a time estimate
+   before launch, and a verdict in plain words with its interval (3 seeds say whether a difference survives a
+   new seed; one cannot).
 
 Everything lives in one workspace folder, so you can close the browser and come back: running jobs keep going.
 The same steps are available from the `workbench` command line and from Python notebooks.
