@@ -353,6 +353,10 @@ def test_the_whole_demo_in_a_browser(app_url, browser):
     ui.page.locator("#train-curves .js-plotly-plot").wait_for(timeout=240_000)
     ui.wait_text("#train-progress", " done ·", timeout=400_000 + 6_000 * int(steps))
     ui.wait_text("#train-runs", "done")
+    # Scoring counts answers, two per test example for dss: the log says so (it read "scoring test 600/600" beside
+    # "test accuracy (300)").
+    test_examples = "20" if steps == "16" else "300"
+    ui.wait_text("#train-log", f"a label and a rationale for each of {test_examples} examples")
     ui.cells_whole("#train-runs")
     ui.shot("tab_train.png")
 
@@ -451,10 +455,9 @@ def test_a_local_models_generation_shows_batch_tokens_and_eta_fills_the_table_an
     ui = Page(browser, url)
     lm = tiny_lm(store)
 
-    def spec_has(text: str) -> None:
-        ui.page.wait_for_function(
-            "t => (document.querySelector('#teacher-spec textarea, #teacher-spec input')?.value || '').includes(t)",
-            arg=text, timeout=60_000)
+    def spec_has(text: str, whole: bool = False) -> None:
+        spec = "(document.querySelector('#teacher-spec textarea, #teacher-spec input')?.value || '')"
+        ui.page.wait_for_function(f"t => {spec}{' === t' if whole else '.includes(t)'}", arg=text, timeout=60_000)
 
     ui.tab("Rationales")
     # Rationalization is counted: the builtin teacher answered the train split without the gold answer, and with
@@ -470,8 +473,7 @@ def test_a_local_models_generation_shows_batch_tokens_and_eta_fills_the_table_an
     ui.page.locator("#gen-rationalize input").uncheck()
     ui.tab("Task & teacher")
     pick(ui, "#teacher-kind", "hf")
-    ui.page.wait_for_function(  # the kind's answer (it clears the boxes) lands before anything is typed in them
-        "(document.querySelector('#teacher-spec textarea, #teacher-spec input')?.value || '') === 'hf'", timeout=60_000)
+    spec_has("hf", whole=True)  # the kind's answer (it clears the boxes) lands before anything is typed in them
     ui.fill("#teacher-target", lm)
     spec_has(lm)
     ui.fill("#teacher-settings", "max_new_tokens=1500&stop=&batch_size=2")  # a batch lasts seconds, not one poll

@@ -292,11 +292,13 @@ def _score(session: RunSession, summary: dict | None, progress: ProgressFn, shou
     examples = store.examples(task.name, "test", cfg.test_limit)
     with_rationale = cfg.predict_rationales and predictor.method.gives_rationales
     scoring = time.monotonic()
+    # Counted in answers: with rationales each example is two, which the count alone would not say.
+    answers = f"a label and a rationale for each of {len(examples):,} examples" if with_rationale else None
 
     def report(done: int, total: int) -> None:
         spent = time.monotonic() - scoring
         progress(Phase(name="scoring", done=done, total=total, elapsed=round(spent, 2),
-                       eta=round(spent / done * (total - done), 1) if done else None))
+                       eta=round(spent / done * (total - done), 1) if done else None, note=answers))
 
     report(0, len(examples) * (2 if with_rationale else 1))
     try:
