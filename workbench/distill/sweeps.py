@@ -37,7 +37,6 @@ from workbench.data.tasks import load_task
 from workbench.distill.config import TrainConfig
 from workbench.distill.methods import METHODS
 from workbench.distill.runfolder import RunFolder, write_atomic
-from workbench.distill.runs import resume_run, train_student
 from workbench.distill.students import check_student, is_from_scratch
 from workbench.rationales.generation import ensure_answers, teacher_accuracy
 from workbench.rationales.teachers.base import teacher_id
@@ -490,8 +489,10 @@ def run_sweep(store: Store, name: str, *, progress=None, should_stop=None) -> di
 
 def _train_cells(store: Store, name: str, sweep: SweepConfig, progress, should_stop) -> None:
     from workbench.distill.estimates import estimate_run
+    from workbench.distill.runs import resume_run, train_student  # torch: only when cells run
 
     planned_cells = plan(store, name, sweep)
+
     for index, planned in enumerate(planned_cells):
         if should_stop is not None and should_stop():
             return
