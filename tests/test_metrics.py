@@ -83,3 +83,14 @@ def test_confusion_matrix_counts_unparseable_as_other():
     cm = confusion_matrix(["yes", "no", None, "maybe"], ["yes", "yes", "no", "no"], ["yes", "no"])
     assert cm["matrix"] == [[1, 1, 0], [0, 0, 2]]
     assert cm["per_class"]["yes"]["recall"] == 0.5
+
+
+@pytest.mark.timeout(30)
+def test_a_long_chain_without_an_equals_sign_is_read_at_once():
+    """An under-trained student writes "1 + 1 + 1 + ..." with no "=": the step checker (Compare, review) read 14
+    such terms in 187 s and 30 in practically never; now any length is one linear-ish scan."""
+    from workbench.data.metrics import check_steps
+
+    assert check_steps("1 + " * 400 + "1 .").ok is None
+    assert check_steps("( 1 + " * 200 + "1 ) and 2 + 2 = 4").summary() == "1/1 ✓"
+    assert check_steps("(  ( 1 + 2 ) ) * 3 = 9").summary() == "1/1 ✓"  # spaces between brackets: read too

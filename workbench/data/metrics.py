@@ -181,7 +181,9 @@ def score_predictions(rows: list[dict], answer_kind: str, labels: list[str] | No
 
 
 # -- checking a rationale's arithmetic ------------------------------------------------------------------------------
-_OPERAND = r"\(*\s*-?\d+(?:\.\d+)?\s*\)*"
+# Each space belongs to one place in the pattern: with ``\s*`` on both sides of an optional bracket, a long chain with
+# no "=" (an untrained student's "1 + 1 + 1 + ...") made the search backtrack exponentially (14 terms: 187 s).
+_OPERAND = r"(?:\(\s*)*-?\d+(?:\.\d+)?(?:\s*\))*"
 _STEP = re.compile(rf"((?:{_OPERAND}\s*[-+*/×÷−]\s*)+{_OPERAND})\s*=\s*(-?\d+(?:\.\d+)?)")
 
 
