@@ -50,8 +50,10 @@ run: $(STAMP) models
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
+# Two passes (see SERIAL_FILES in conftest.py): two workers of one torch thread each, then the timed tests alone.
 test: $(STAMP) system-deps lint models
-	$(PY) -m pytest -q --durations=25
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadfile -m "not serial" --durations=15; \
+	  first=$$?; $(PY) -m pytest -q -m serial --durations=10; second=$$?; test $$first = 0 && test $$second = 0
 
 notebook: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/

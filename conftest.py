@@ -154,3 +154,18 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line("tests that changed the hub's environment (restored after each):")
         for line in _CHANGED_ENV:
             terminalreporter.write_line(f"  {line}")
+
+
+# `make test` runs the suite in two passes: everything else on two workers (one torch thread each: most tests wait
+# on a subprocess, a server or a job, so two at a time fill the two cores), then these files alone, because each
+# promises a time that another worker on the same cores would eat into (a cancel within 10 s, a SIGTERM within 5 s,
+# an ETA on screen while a batch runs) or starts processes of its own on both cores (torchrun). A plain `pytest`
+# runs everything in one pass.
+SERIAL_FILES = {"test_browser.py", "test_browser_sweeps.py", "test_phases_queue.py", "test_generation_progress.py",
+                "test_serving_limits.py", "test_distributed.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in SERIAL_FILES:
+            item.add_marker(pytest.mark.serial)
