@@ -89,3 +89,16 @@ def test_console_script_imports_the_release(tmp_path, paper_data):
                            "--task", "svamp", "--json"], capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr
     assert last_json(proc.stdout)["teacher_accuracy"] == {"train": 0.735, "test": 0.74}
+
+
+def test_commands_that_train_nothing_never_import_torch(tmp_path):
+    """`workbench --help`, `models`, `sweeps`, `runs` answer at once: registering the commands imported the trainer
+    (torch and transformers, 4.8 s a call) until the sweep command's module imported it only when cells run."""
+    code = ("import sys; from workbench.cli import main; ws = sys.argv[1]\n"
+            "for argv in (['models', '--json'], ['sweeps'], ['runs'], ['sweep', '--help']):\n"
+            "    try:\n        main(['--workspace', ws, *argv])\n    except SystemExit:\n        pass\n"
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "ws")], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout[-2000:]

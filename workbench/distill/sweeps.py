@@ -492,7 +492,6 @@ def _train_cells(store: Store, name: str, sweep: SweepConfig, progress, should_s
     from workbench.distill.runs import resume_run, train_student  # torch: only when cells run
 
     planned_cells = plan(store, name, sweep)
-
     for index, planned in enumerate(planned_cells):
         if should_stop is not None and should_stop():
             return
