@@ -2,8 +2,13 @@
 (dynamic padding, every segment of a batch stacked) and :func:`forward_logits` (``dss``: each task at its own
 width; one encoder pass for seq2seq students).
 
->>> enc = Encoder(tokenizer, causal=False)                       # doctest: +SKIP
->>> feature = enc.encode(get_method("dss"), {"input": "Tom has 3 apples.", "label": "3", "rationale": "He has 3."})  # doctest: +SKIP
+>>> from workbench.distill.methods import get_method
+>>> from workbench.distill.students import load_student
+>>> student = load_student(store.workspace / "runs" / "quantnli-dss" / "model")   # a tiny seq2seq student
+>>> enc = Encoder(student.tokenizer, causal=False)
+>>> feature = enc.encode(get_method("dss"), {"input": "Tom has 3 apples.", "label": "3", "rationale": "He has 3."})
+>>> sorted(feature)
+['length', 'shared', 'sources', 'targets', 'task_ids', 'teacher_probs']
 """
 
 from __future__ import annotations

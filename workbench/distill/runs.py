@@ -6,8 +6,9 @@ and writes the summary; :func:`resume_run` continues a stopped, killed or failed
 checkpoint. Progress is reported as typed events (:mod:`workbench.core.events`).
 
 >>> cfg = TrainConfig(task="wordproblems", method="dss", student="tiny", teacher="builtin", steps=600)
->>> summary = train_student(store, cfg, progress=print)                    # doctest: +SKIP
->>> summary["accuracy"], summary["run_dir"]                                 # doctest: +SKIP
+>>> summary = train_student(store, cfg.with_(steps=2, eval_every=0))     # 600 in earnest; 2 here
+>>> summary["steps"], summary["n_test"], 0 <= summary["accuracy"] <= 1
+(2, 8, True)
 
 In the background: ``start_job(store, "train", cfg.to_dict())``; resume: ``start_job(store, "train", {"resume": name})``.
 Several processes: ``torchrun --nproc_per_node 2 -m workbench train --run-name NAME ...`` (only rank 0 writes files).

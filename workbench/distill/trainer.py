@@ -5,8 +5,10 @@ function in :mod:`workbench.distill.methods`) and :meth:`~DistillTrainer.log` (t
 else — device placement, bf16, gradient accumulation, DDP under ``torchrun``, checkpoints with optimizer and
 scheduler state, resume — is the Trainer's (and accelerate's) own.
 
->>> trainer = DistillTrainer(model=m, args=args, train_dataset=ds, data_collator=collator,    # doctest: +SKIP
-...                          method=get_method("dss"), causal=False)
+How a run builds it (:func:`workbench.distill.runs.train_student` does this; not an example to run alone)::
+
+    trainer = DistillTrainer(model=m, args=args, train_dataset=ds, data_collator=collator,
+                             method=get_method("dss"), causal=False)
 """
 
 from __future__ import annotations

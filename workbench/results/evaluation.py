@@ -1,7 +1,8 @@
 """Scoring a trained run on a split by its task's metric (``workbench eval``).
 
->>> evaluate(store, "wordproblems-dss-tiny-20250101-120000", split="test")["accuracy"]   # doctest: +SKIP
-0.947
+>>> out = evaluate(store, "quantnli-dss", split="test")        # a tiny dss student after two steps
+>>> out["task"], out["split"], out["n"], 0 <= out["accuracy"] <= 1
+('quantnli', 'test', 8, True)
 """
 
 from __future__ import annotations

@@ -2,9 +2,11 @@
 titles and data, the per-cell split of time. The Sweeps tab renders a :class:`SweepReport`, ``workbench sweep``
 prints it, notebook 02 displays it: the same sentences everywhere, because they come from here.
 
->>> report = sweep_report(store, "demo")                              # doctest: +SKIP
->>> print("\\n".join(v.sentence for v in report.verdicts))            # doctest: +SKIP
-dss beats standard at 128 rows by 0.25 (95% CI 0.17–0.33; 3 seeds × 100 test examples)
+After a sweep has run (``run_sweep``; notebook 02 and ``tests/test_sweeps.py`` run whole ones)::
+
+    report = sweep_report(store, "demo")
+    print("\\n".join(v.sentence for v in report.verdicts))
+    # dss beats standard at 128 rows by 0.25 (95% CI 0.17–0.33; 3 seeds × 100 test examples)
 """
 
 from __future__ import annotations

@@ -27,9 +27,11 @@ told otherwise. Every error is OpenAI's error JSON (``{"error": {"message", "typ
     workbench serve-model runs/quantnli-dss-tiny-20250101-120000 --port 8001
     curl -s 127.0.0.1:8001/v1/completions -d '{"model": "x:rationale", "prompt": "Premise: …"}'
 
->>> app = create_app(resolve_model("/models/tiny"), faults=FaultPlan(fail_500=2))    # doctest: +SKIP
->>> with ServerThread(app) as server: print(server.url)                              # doctest: +SKIP
-http://127.0.0.1:41234/v1
+>>> from workbench.serving.model import resolve_model
+>>> from workbench.serving.server import ServerThread
+>>> app = create_app(resolve_model("run:quantnli-dss", store.workspace), faults=FaultPlan(fail_500=2))
+>>> with ServerThread(app) as server: print(server.url)                              # doctest: +ELLIPSIS
+http://127.0.0.1:.../v1
 """
 
 from __future__ import annotations

@@ -44,8 +44,12 @@ def _stop_generating(app) -> None:
 class ServerThread:
     """Run an app with uvicorn in a background thread on 127.0.0.1 (a free port unless given), for tests.
 
-    >>> with ServerThread(app) as server:           # doctest: +SKIP
-    ...     get_teacher(f"openai:tiny@{server.url}")
+    >>> from workbench.rationales.teachers import get_teacher
+    >>> from workbench.serving import create_app, resolve_model
+    >>> app = create_app(resolve_model("run:quantnli-dss", store.workspace))   # a tiny student of the session
+    >>> with ServerThread(app) as server:
+    ...     get_teacher(f"openai:tiny@{server.url}?mode=completions").id.startswith("openai:tiny@http://127.0.0.1:")
+    True
     """
 
     def __init__(self, app, host: str = "127.0.0.1", port: int = 0):
