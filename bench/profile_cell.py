@@ -33,13 +33,19 @@ CELLS = [("tiny", "standard"), ("tiny", "dss"), ("smollm2-135m", "standard"), ("
 
 
 def worker(args) -> dict:
-    """One cell, in this process, with whatever ``workbench`` is importable (this checkout or another)."""
+    """One cell, in this process, with whatever ``workbench`` is importable (this checkout or another), in a
+    workspace removed afterwards (a SmolLM2 cell leaves gigabytes of checkpoints)."""
+    with tempfile.TemporaryDirectory(prefix="bench-cell-") as tmp:
+        return _cell(args, Path(tmp))
+
+
+def _cell(args, folder: Path) -> dict:
     from workbench.core.store import Store
     from workbench.data.tasks import load_task
     from workbench.distill.runs import train_student
     from workbench.distill.sweeps import Cell, SweepConfig
 
-    store = Store.open(Path(tempfile.mkdtemp(prefix="bench-cell-")) / "ws")
+    store = Store.open(folder / "ws")
     sizes = {"n_train": 64, "n_valid": 8, "n_test": 8} if args.smoke else {}
     load_task("wordproblems-hard", store, **sizes)
     sweep = SweepConfig(task="wordproblems-hard", teacher="builtin", methods=(args.method,), rows=(args.rows,),

@@ -135,10 +135,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args(argv)
     command = " ".join([".venv/bin/python bench/sweeps.py", *(argv if argv is not None else sys.argv[1:])])
-    if args.smoke:
+    if args.smoke:  # a workspace of its own, removed afterwards
         import tempfile
 
-        args.workspace = tempfile.mkdtemp(prefix="bench-sweeps-")
+        with tempfile.TemporaryDirectory(prefix="bench-sweeps-") as tmp:
+            args.workspace = tmp
+            return _run(args, command)
+    return _run(args, command)
+
+
+def _run(args, command: str) -> int:
     store = Store.open(args.workspace)
     sweep, label = grid(args)
     if label == "svamp" and not store.has_task("svamp"):
