@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = ("throughput", "number_slots", "data_efficiency", "first_result", "teachers", "pretrained", "profile_cell",
+SCRIPTS = ("throughput", "precision", "number_slots", "data_efficiency", "first_result", "teachers", "pretrained", "profile_cell",
            "classroom", "sweeps", "sweeps_wordproblems", "gpu")
 # A name that runs a script with arguments (the grids of the trustworthy-claim measurements, 3 seeds each).
 VARIANTS = {"sweeps_wordproblems": ("sweeps", ["--grid", "wordproblems", "--students", "smollm2-135m",

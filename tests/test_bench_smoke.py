@@ -51,6 +51,16 @@ def test_throughput_bench_smoke(tmp_path):
 
 
 @pytest.mark.slow
+def test_precision_bench_smoke(tmp_path):
+    proc = _bench(tmp_path, "precision.py")
+    result = json.loads((tmp_path / "precision.json").read_text())
+    (cell, *_) = result["cells"]
+    for bf16 in ("false", "true"):
+        assert cell[bf16]["train_s_per_step"] > 0 and cell[bf16]["score_s_per_example"] > 0
+    assert cell["train_speedup"] > 0 and "`auto` picks bf16" in proc.stdout
+
+
+@pytest.mark.slow
 def test_data_efficiency_bench_smoke(tmp_path):
     _bench(tmp_path, "data_efficiency.py")
     result = json.loads((tmp_path / "data_efficiency.json").read_text())

@@ -153,7 +153,9 @@ def machine_id() -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-CALIBRATION_FORMAT = 2  # 2: each calibration says how busy the machine was (``busy``); older ones are measured again
+# 2: each calibration says how busy the machine was (``busy``); 3: timed in the run's precision (bf16 where the
+# hardware has it, as training and scoring now are). Older ones are measured again.
+CALIBRATION_FORMAT = 3
 BUSY = 1.0  # load average per core from other work above which a measurement says more about the load than the student
 
 
@@ -173,7 +175,7 @@ def _stale(cached: dict) -> bool:
 
 def _key(cfg: TrainConfig) -> str:
     parts = (f"v{CALIBRATION_FORMAT}", machine_id(), cfg.task, cfg.student, cfg.method, cfg.batch_size,
-             cfg.lora_rank, cfg.max_input_len, cfg.max_target_len)
+             cfg.lora_rank, cfg.max_input_len, cfg.max_target_len, cfg.bf16)
     return "|".join(str(p) for p in parts)
 
 
@@ -287,7 +289,7 @@ def measure(store: Store, cfg: TrainConfig) -> dict:
     from workbench.distill.predict import predictor_for
     from workbench.distill.run_description import vocab_texts
     from workbench.distill.runs import calibration_rows
-    from workbench.distill.students import is_from_scratch, make_student
+    from workbench.distill.students import device_info, is_from_scratch, make_student
     from workbench.distill.trainer import prepare_for_training
 
     began = time.monotonic()
@@ -307,13 +309,16 @@ def measure(store: Store, cfg: TrainConfig) -> dict:
     model.train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate)
     n_steps = CALIBRATION_STEPS["small" if is_from_scratch(cfg.student) else "large"]
+    device, bf16 = next(model.parameters()).device.type, device_info(cfg.bf16)["bf16"]
     times = []
     for step in range(n_steps):
         batch_rows = [rows[(step * cfg.batch_size + i) % len(rows)] for i in range(cfg.batch_size)]
         batch = collate([encoder.encode(method, r, task.labels) for r in batch_rows])
         t0 = time.monotonic()
-        logits, targets, tasks = target_logits(model, batch, student.is_causal)
-        method.target_loss(logits, targets, tasks).loss.backward()
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):  # as the Trainer runs the loss
+            logits, targets, tasks = target_logits(model, batch, student.is_causal)
+            loss = method.target_loss(logits, targets, tasks).loss
+        loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         times.append(time.monotonic() - t0)

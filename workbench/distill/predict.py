@@ -25,7 +25,7 @@ from workbench.distill.encoding import Encoder, encoder_for
 from workbench.distill.methods import Method, ensure_method, method_for_config
 from workbench.distill.number_slots import SLOT_WORD
 from workbench.distill.runfolder import RunFolder
-from workbench.distill.students import Student, generate, load_student
+from workbench.distill.students import Student, device_info, generate, load_student
 
 
 @dataclass
@@ -39,6 +39,7 @@ class Predictor:
     rationale_tokens: int = 128
     answer_kind: str | None = None  # the task's: an answer that cannot be one is a parse error, shown as such
     labels: tuple[str, ...] | None = None
+    bf16: bool = False  # generate under bf16 autocast, as the run trained
 
     def predict(self, texts: list[str], *, rationale: bool = False, batch_size: int | None = None,
                 progress: Callable[[int, int], None] | None = None,
@@ -56,7 +57,8 @@ class Predictor:
         report = (lambda offset: (lambda done, _n: progress(offset + done, total))) if progress else (lambda _o: None)
         tokens = self.label_tokens + (self.rationale_tokens if self.method.rationale_in_label else 0)
         outs = generate(self.student, prompts, max_new_tokens=tokens, batch_size=batch_size,
-                        one_line=not self.method.rationale_in_label, progress=report(0), should_stop=should_stop)
+                        one_line=not self.method.rationale_in_label, progress=report(0), should_stop=should_stop,
+                        bf16=self.bf16)
         rows = []
         for text, slot in zip(outs, slots):
             label, why, parse_error = self.method.parse(text)
@@ -67,7 +69,7 @@ class Predictor:
             marker = self.method.marker(self.method.rationale_task)
             r_prompts = [self.encoder.prompt_ids(t, marker) for t in texts]
             outs = generate(self.student, r_prompts, max_new_tokens=self.rationale_tokens, batch_size=batch_size,
-                            progress=report(len(texts)), should_stop=should_stop)
+                            progress=report(len(texts)), should_stop=should_stop, bf16=self.bf16)
             for row, text, slot in zip(rows, outs, slots):
                 row["rationale"] = slot.decode(text)
         return rows
@@ -133,7 +135,7 @@ def predictor_for(student: Student, cfg: TrainConfig, generation: dict, task: di
     task = task or {}
     return Predictor(student, method_for_config(cfg), encoder, int(generation.get("label_tokens", 24)),
                      int(generation.get("rationale_tokens", cfg.max_target_len)), task.get("answer_kind"),
-                     tuple(task["labels"]) if task.get("labels") else None)
+                     tuple(task["labels"]) if task.get("labels") else None, device_info(cfg.bf16)["bf16"])
 
 
 def answer_problem(label: str | None, answer_kind: str | None, labels: tuple[str, ...] | None) -> str | None:

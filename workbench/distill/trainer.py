@@ -41,6 +41,7 @@ from workbench.distill.encoding import Collator, encoder_for, forward_logits, ta
 from workbench.distill.lora import is_peft, merge, with_lora
 from workbench.distill.methods import Method, method_for_config
 from workbench.distill.runfolder import RunFolder
+from workbench.distill.students import device_info  # noqa: F401  (re-exported: the app and run descriptions ask here)
 
 ProgressFn = Callable[[Event], None]
 
@@ -48,15 +49,6 @@ ProgressFn = Callable[[Event], None]
 def is_main_process() -> bool:
     """True on the process that writes files (rank 0 under torchrun; always true otherwise)."""
     return int(os.environ.get("RANK", "0")) == 0
-
-
-def device_info(bf16: str = "auto") -> dict:
-    """Where training will run: CUDA when present (bf16 where the card supports it), else CPU."""
-    if torch.cuda.is_available():
-        supported = torch.cuda.is_bf16_supported()
-        use = supported if bf16 == "auto" else bf16 == "true"
-        return {"device": f"cuda ({torch.cuda.get_device_name(0)})", "bf16": bool(use), "cuda": True}
-    return {"device": f"cpu ({torch.get_num_threads()} threads)", "bf16": False, "cuda": False}
 
 
 class DistillTrainer(Trainer):
@@ -71,6 +63,11 @@ class DistillTrainer(Trainer):
         self.causal = causal
         self._part_sums: dict[str, float] = {}
         self._part_count = 0
+
+    def autocast_smart_context_manager(self, cache_enabled: bool | None = True):
+        # accelerate puts bf16 autocast around the model's forward only; the loss calls the body and the output
+        # layer directly (target_logits), which without this ran in float32 whatever bf16 said, on GPUs too.
+        return self.accelerator.autocast()
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if self.method.needs_logits:
