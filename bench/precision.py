@@ -64,7 +64,7 @@ def run(students: list[str], methods: list[str], steps: int | None, smoke: bool,
             test_limit = 4 if smoke else test_limit
             for method in methods:
                 row = {"student": student, "method": method, "steps": n, "batch": batch, "test_examples": test_limit,
-                       "auto_picks_bf16": device_info("auto")["bf16"]}
+                       "auto_picks_bf16": device_info("auto", student)["bf16"]}
                 for bf16 in ("false", "true"):
                     row[bf16] = run_cell(store, student, method, bf16, n, batch, test_limit)
                     log(f"  {student} {method} bf16={bf16}: {row[bf16]['train_s_per_step']} s/step, "

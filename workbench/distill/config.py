@@ -109,8 +109,8 @@ class TrainConfig:
                                   bounds=Bounds(0, 4096, integer=False, low_open=True))
     lora_targets: str = _f("auto", "modules LoRA adapts, comma-separated (auto: q/k/v/o/gate/up/down for "
                            "Llama-family models, q/v for T5)")
-    bf16: str = _f("auto", "bf16 mixed precision: auto (where the hardware has it: most recent GPUs, CPUs with "
-                   "AVX512-BF16 or AMX), true, false", choices=BF16_CHOICES)
+    bf16: str = _f("auto", "bf16 mixed precision: auto (where the hardware has it: GPUs that support it; CPUs "
+                   "with AVX512-BF16 or AMX, for pretrained students), true, false", choices=BF16_CHOICES)
     report_to: str = _f("none", "experiment trackers: none, tensorboard, wandb, mlflow (comma-separated)")
     # --run-name: under torchrun, whose own parser takes --run for an abbreviation of its --run-path
     run: str | None = _f(None, "run name (default: task-method-student-time); an existing name is refused",

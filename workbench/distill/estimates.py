@@ -309,7 +309,7 @@ def measure(store: Store, cfg: TrainConfig) -> dict:
     model.train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate)
     n_steps = CALIBRATION_STEPS["small" if is_from_scratch(cfg.student) else "large"]
-    device, bf16 = next(model.parameters()).device.type, device_info(cfg.bf16)["bf16"]
+    device, bf16 = next(model.parameters()).device.type, device_info(cfg.bf16, cfg.student)["bf16"]
     times = []
     for step in range(n_steps):
         batch_rows = [rows[(step * cfg.batch_size + i) % len(rows)] for i in range(cfg.batch_size)]

@@ -133,9 +133,10 @@ def predictor_for(student: Student, cfg: TrainConfig, generation: dict, task: di
     # A run records where its task markers go; one from before that recorded nothing put them first.
     encoder = encoder_for(student, cfg, generation.get("layout", "marker-first"))
     task = task or {}
+    labels = tuple(task["labels"]) if task.get("labels") else None
     return Predictor(student, method_for_config(cfg), encoder, int(generation.get("label_tokens", 24)),
-                     int(generation.get("rationale_tokens", cfg.max_target_len)), task.get("answer_kind"),
-                     tuple(task["labels"]) if task.get("labels") else None, device_info(cfg.bf16)["bf16"])
+                     int(generation.get("rationale_tokens", cfg.max_target_len)), task.get("answer_kind"), labels,
+                     device_info(cfg.bf16, cfg.student)["bf16"])
 
 
 def answer_problem(label: str | None, answer_kind: str | None, labels: tuple[str, ...] | None) -> str | None:

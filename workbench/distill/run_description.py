@@ -56,7 +56,7 @@ def describe_run(store: Store, cfg, name: str, task, ts, rows: list[dict], stude
         "student": {"spec": cfg.student, "family": student.family, "parameters": count_parameters(student.model),
                     "model_type": student.model.config.model_type, "vocab_size": len(student.tokenizer)},
         "method": cfg.method, "method_class": class_path(type(method)), "seed": cfg.seed,
-        "device": device_info(cfg.bf16),
+        "device": device_info(cfg.bf16, cfg.student),
         "generation": {"label_tokens": label_tokens, "rationale_tokens": rationale_tokens, "layout": enc.layout},
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                      "tokenizers": tokenizers.__version__},

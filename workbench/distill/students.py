@@ -51,19 +51,23 @@ class Student:
 
 
 # -- device and precision ---------------------------------------------------------------------------------------
-def device_info(bf16: str = "auto") -> dict:
-    """Where training will run: CUDA when present, else CPU; ``bf16`` mixed precision where the hardware does bf16
-    natively (a card that supports it; a CPU with AVX512-BF16 or AMX), or as asked (``true``/``false``).
+def device_info(bf16: str = "auto", student: str | None = None) -> dict:
+    """Where training will run: CUDA when present, else CPU; and whether in bf16 mixed precision (weights stay
+    float32: autocast). ``auto`` takes bf16 where the hardware does it natively: a card that supports it, and, on a
+    CPU with AVX512-BF16 or AMX, for a pretrained student (``student`` None: as for one); ``true``/``false`` force it.
 
-    Weights stay float32 (autocast). Measured on 2 AVX512-BF16 cores (bench/results/precision.md), same accuracy:
-    a step of the ``small`` preset 1.6x faster, ``tiny`` 1.1x; scoring ``small`` 1.35x (``tiny``, already
-    milliseconds an example, 0.85x)."""
+    Measured on 2 AVX512-BF16 cores (bench/results/precision.md): a SmolLM2 step 1.33x (standard) to 1.40x (dss)
+    faster and its scoring 1.8-2x; the from-scratch presets gain less (``tiny`` 1.0-1.24x a step) and the demo's
+    ``tiny`` run was no faster end to end (152.6 vs 147.7 s) and scored 0.947 against 0.987, so they stay float32."""
     import torch
 
     if torch.cuda.is_available():
         use = torch.cuda.is_bf16_supported() if bf16 == "auto" else bf16 == "true"
         return {"device": f"cuda ({torch.cuda.get_device_name(0)})", "bf16": bool(use), "cuda": True}
-    use = cpu_bf16() if bf16 == "auto" else bf16 == "true"
+    if bf16 == "auto":
+        use = cpu_bf16() and not (student is not None and is_from_scratch(student))
+    else:
+        use = bf16 == "true"
     return {"device": f"cpu ({torch.get_num_threads()} threads)", "bf16": use, "cuda": False}
 
 

@@ -93,7 +93,7 @@ class DistillTrainer(Trainer):
 def training_arguments(cfg, output_dir: Path, *, world_size: int = 1) -> TrainingArguments:
     """Trainer arguments for a :class:`~workbench.distill.config.TrainConfig` (dynamic padding)."""
     cfg = cfg.resolved()
-    dev = device_info(cfg.bf16)
+    dev = device_info(cfg.bf16, cfg.student)
     return TrainingArguments(
         output_dir=str(output_dir), max_steps=cfg.steps, per_device_train_batch_size=cfg.batch_size,
         learning_rate=cfg.learning_rate, warmup_steps=cfg.warmup_steps, weight_decay=cfg.weight_decay,

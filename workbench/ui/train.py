@@ -62,8 +62,9 @@ def form_values(task: str, teacher: str, *values) -> dict:
 def device_line() -> str:
     from workbench.distill.trainer import device_info  # torch import: only when the tab is built
 
-    info_ = device_info()
-    return f"{info_['device']}" + (" · bf16" if info_.get("bf16") else "")
+    info_ = device_info()  # as for a pretrained student: on a CPU the from-scratch presets train in float32
+    bf16 = (" · bf16" if info_["cuda"] else " · bf16 for pretrained students") if info_.get("bf16") else ""
+    return f"{info_['device']}{bf16}"
 
 
 def preview_md(store: Store, cfg) -> str:
