@@ -537,6 +537,19 @@ def test_the_train_form_warns_before_launch(app_url, browser):
     ui.wait_text("#train-facts", "cannot be loaded here (offline)", timeout=60_000)
 
 
+def test_the_train_form_says_the_precision_of_the_student_it_will_train(app_url, browser):
+    """The walk: the device line said "bf16 for pretrained students" beside the default tiny student, leaving a
+    person to work out which applied. It says the precision of this run: the demo's tiny trains in float32."""
+    url, store = app_url
+    end_jobs(store)
+    ui = Page(browser, url)
+    ui.tab("Train")
+    ui.wait_text("#train-facts", "Device", timeout=60_000)
+    facts = ui.text("#train-facts")
+    assert "cpu (" in facts or "cuda (" in facts
+    assert "· float32" in facts and "for pretrained students" not in facts
+
+
 def test_a_reload_keeps_the_task_and_its_teacher_together_in_every_tab(app_url, browser):
     """Finding 6: after a reload the page shows the task and teacher it showed, and every tab follows them."""
     url, store = app_url

@@ -67,3 +67,12 @@ def test_the_loss_and_the_scoring_run_in_the_precision_asked(ws, monkeypatch, bf
     finally:
         hook.remove()
     assert seen["scoring"] == {want} and "label" in answer
+
+
+def test_the_train_forms_device_line_says_this_runs_precision(monkeypatch):
+    from workbench.ui.train import device_line
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": True})
+    assert device_line(TrainConfig(task="wordproblems", student="smollm2-135m", teacher="builtin")).endswith("· bf16")
+    assert device_line(TrainConfig(task="wordproblems", student="tiny", teacher="builtin")).endswith("· float32")

@@ -31,7 +31,7 @@ def describe_run(store: Store, cfg, name: str, task, ts, rows: list[dict], stude
     import torch
     import transformers
 
-    from workbench.distill.trainer import device_info
+    from workbench.distill.students import device_info
 
     gen_ids = [r["generation_id"] for r in rows if r.get("generation_id") is not None]
     # json_each: one bound parameter however many rows (SQLite caps the number of '?' placeholders).

@@ -41,7 +41,7 @@ from workbench.distill.encoding import Collator, encoder_for, forward_logits, ta
 from workbench.distill.lora import is_peft, merge, with_lora
 from workbench.distill.methods import Method, method_for_config
 from workbench.distill.runfolder import RunFolder
-from workbench.distill.students import device_info  # noqa: F401  (re-exported: the app and run descriptions ask here)
+from workbench.distill.students import device_info
 
 ProgressFn = Callable[[Event], None]
 

@@ -59,12 +59,12 @@ def form_values(task: str, teacher: str, *values) -> dict:
     return {"task": task, "teacher": teacher or None, **dict(zip(FORM_FIELDS, values))}
 
 
-def device_line() -> str:
-    from workbench.distill.trainer import device_info  # torch import: only when the tab is built
+def device_line(cfg) -> str:
+    """Where this config would train, and in which precision (the library decides: the student matters on a CPU)."""
+    from workbench.distill.students import device_info  # torch import: only when the form asks
 
-    info_ = device_info()  # as for a pretrained student: on a CPU the from-scratch presets train in float32
-    bf16 = (" · bf16" if info_["cuda"] else " · bf16 for pretrained students") if info_.get("bf16") else ""
-    return f"{info_['device']}{bf16}"
+    info_ = device_info(cfg.bf16, cfg.student)
+    return f"{info_['device']} · {'bf16' if info_['bf16'] else 'float32'}"
 
 
 def preview_md(store: Store, cfg) -> str:
@@ -119,7 +119,7 @@ def _form_facts(store: Store, task, teacher, *values, calibrate: bool | str):
     warnings = "".join(f"  \n⚠ **{md_text(label_of(w.field))}:** {md_text(w.message)}"
                        for w in form_warnings(store, cfg))  # allowed, but almost surely a mistake
     return (f"workbench --workspace {store.workspace} " + config_to_cli(cfg).removeprefix("workbench "),
-            f"{preview_md(store, cfg)}  \n**Device** {md_text(device_line())} · **time** {md_text(when)}{warnings}",
+            f"{preview_md(store, cfg)}  \n**Device** {md_text(device_line(cfg))} · **time** {md_text(when)}{warnings}",
             measuring)
 
 
