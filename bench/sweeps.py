@@ -44,6 +44,7 @@ from workbench.distill.sweeps import (  # noqa: E402
 
 PAPER_DATA = ROOT.parent / "shared" / "paper-data"
 PAPER = {"standard": 0.6263, "dss": 0.6550}  # T5-base, 100 % of SVAMP (the paper's Table/Figure)
+SVAMP_TEST = 200  # the test problems of the paper's SVAMP split
 
 
 def grid(args) -> tuple[SweepConfig, str]:
@@ -61,6 +62,7 @@ def grid(args) -> tuple[SweepConfig, str]:
         fractions = tuple(float(f) for f in args.fractions.split(",")) if args.fractions else (0.125, 0.25, 0.5, 1.0)
         return SweepConfig(task="svamp", teacher="released:palm-540b", fractions=fractions,
                            seeds=seeds, students=students, epochs=args.epochs, min_steps=10,
+                           test_limit=SVAMP_TEST,  # all of the paper's test problems, not the app's 100
                            settings=settings, name=args.name or "bench-svamp", **methods), "svamp"
     students = tuple(args.students.split(",")) if args.students else ("tiny", "smollm2-135m")
     rows = tuple(int(r) for r in args.rows.split(",")) if args.rows else (8, 16, 32, 64, 128, 256)
@@ -69,7 +71,7 @@ def grid(args) -> tuple[SweepConfig, str]:
                        name=args.name or "bench-wordproblems"), "wordproblems"
 
 
-def summarise(store: Store, status: dict, label: str, started: float, command: str) -> dict:
+def summarise(store: Store, status: dict, label: str, started: float, command: str, versus: str | None = None) -> dict:
     """The table (mean and spread over seeds per cell of the grid) and the library's verdict per size: the paired
     bootstrap interval of the difference and its sentence, the same as the Sweeps tab and ``workbench sweep``."""
     from workbench.results.verdict import one_seed_caveat, sweep_verdicts
@@ -91,7 +93,20 @@ def summarise(store: Store, status: dict, label: str, started: float, command: s
             "wall_seconds": round(time.monotonic() - started, 1), "table": table, "cells": status["cells"],
             "paper_svamp_100pct": PAPER if label == "svamp" else None, "command": command,
             "verdicts": [v.to_dict() for v in sweep_verdicts(store, status)],
-            "seed_caveat": one_seed_caveat(len(status["config"]["seeds"]))}
+            "seed_caveat": one_seed_caveat(len(status["config"]["seeds"])),
+            "versus": versus and [v.to_dict() for v in _versus(store, status, versus)]}
+
+
+def _versus(store: Store, status: dict, other_name: str) -> list:
+    """This sweep's cells against the same cells of another sweep (same rows, seeds and test examples), named by
+    their α when that is what differs, else by the sweeps' names."""
+    from workbench.distill.config import TrainConfig
+    from workbench.results.verdict import versus_verdicts
+
+    other = sweep_status(store, other_name)
+    alphas = [s["config"]["settings"].get("alpha", TrainConfig().alpha) for s in (status, other)]
+    a, b = (f"α {x:g}" for x in alphas) if alphas[0] != alphas[1] else (status["sweep"], other_name)
+    return versus_verdicts(store, status, other, a, b)
 
 
 def render_md(r: dict) -> str:
@@ -112,6 +127,9 @@ def render_md(r: dict) -> str:
         lines += [f"- {v['sentence']}" for v in r["verdicts"]]
         if r.get("seed_caveat"):
             lines += [f"- {r['seed_caveat']}"]
+    if r.get("versus"):
+        lines += ["", "Against the same cells of another sweep (same rows, seeds and test examples):", ""]
+        lines += [f"- {v['a']} vs {v['b']}: {v['sentence']}" for v in r["versus"]]
     if r.get("paper_svamp_100pct"):
         lines += ["", f"Paper, T5-base on 100 % of SVAMP: standard {PAPER['standard']:.4f}, dss {PAPER['dss']:.4f}."]
     lines += ["", f"Command: `{r['command']}`", ""]
@@ -132,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fractions", help="svamp: comma-separated fractions (default 0.125,0.25,0.5,1)")
     parser.add_argument("--methods", help="comma-separated (default standard,dss)")
     parser.add_argument("--tag", help="write sweep-<grid>-TAG.json/.md (another variant of a grid)")
+    parser.add_argument("--versus", metavar="SWEEP", help="also compare every cell with the same cell of another "
+                        "sweep of the workspace (the α sweep: --alpha 0.3 --versus bench-svamp)")
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args(argv)
     command = " ".join([".venv/bin/python bench/sweeps.py", *(argv if argv is not None else sys.argv[1:])])
@@ -160,11 +180,11 @@ def _run(args, command: str) -> int:
 
     def after_cell(event) -> None:  # the results so far, after every finished cell
         if event.kind == "finished":
-            write_results(args.out, out_name, summarise(store, sweep_status(store, name), label, started, command),
-                          render_md)
+            summary = summarise(store, sweep_status(store, name), label, started, command, args.versus)
+            write_results(args.out, out_name, summary, render_md)
 
     status = run_sweep(store, name, progress=after_cell)
-    write_results(args.out, out_name, summarise(store, status, label, started, command), render_md)
+    write_results(args.out, out_name, summarise(store, status, label, started, command, args.versus), render_md)
     return 0
 
 

@@ -32,6 +32,7 @@ from workbench.distill.sweeps import (
     sweeps_root,
 )
 from workbench.results.sweep_report import sweep_report
+from workbench.results.verdict import versus_verdicts
 from workbench.ui import sweeps as sweeps_tab
 
 GRID = dict(task="wordproblems", teacher="builtin", methods=("standard", "dss"), rows=(8, 16), seeds=(0,), steps=3,
@@ -132,6 +133,22 @@ def test_a_sweep_runs_saves_its_figure_and_resumes_after_a_cancel(ws):
     assert "one seed" in verdict and len(seconds.data) == 2
     assert "a curve needs" in size.layout.annotations[0].text  # one student: no size curve, and it says why
     assert start["interactive"] is True  # not running: Start is on
+
+
+def test_a_setting_is_compared_cell_by_cell_across_two_sweeps(ws):
+    """The α sweep: dss at α 0.3 against the same cells (rows, seed, test examples) of the α 0.5 sweep; a cell the
+    other sweep does not have is not compared."""
+    dss = {**GRID, "methods": ("dss",)}
+    low = create_sweep(ws, SweepConfig(**{**dss, "settings": {**GRID["settings"], "alpha": 0.3}}, name="a03"))
+    base = create_sweep(ws, SweepConfig(**{**dss, "rows": (8,)}, name="a05"))
+    low_status, base_status = run_sweep(ws, low), run_sweep(ws, base)
+    (verdict,) = versus_verdicts(ws, low_status, base_status, "α 0.3", "α 0.5")
+    assert (verdict.a, verdict.b, verdict.where, verdict.seeds, verdict.examples) == \
+        ("dss α 0.3", "dss α 0.5", "at 8 rows", 1, 4)
+    ids = {s: [r["example_id"] for r in RunFolder.of(ws, c["run"]).read_rows()]
+           for s, c in (("low", low_status["cells"][0]), ("base", base_status["cells"][0]))}
+    assert ids["low"] == ids["base"]  # the same rows: only α differs
+    assert versus_verdicts(ws, base_status, {"cells": []}, "x", "y") == []
 
 
 def test_a_run_that_has_a_cells_name_is_not_that_cell(ws):

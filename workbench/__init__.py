@@ -78,6 +78,7 @@ _API = {
     "sweep_report": "workbench.results.sweep_report",
     "compare_correct": "workbench.results.verdict",
     "sweep_verdicts": "workbench.results.verdict",
+    "versus_verdicts": "workbench.results.verdict",
     # serving: an OpenAI-compatible endpoint for a checkpoint or a run
     "ServerThread": "workbench.serving",
     "create_app": "workbench.serving",

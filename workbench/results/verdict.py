@@ -120,6 +120,24 @@ def _correct_by_example(store: Store, run: str) -> dict[str, float]:
     return {r["example_id"]: float(bool(r.get("correct"))) for r in rows}
 
 
+def _size(rows: int | None, fraction: float | None) -> str:
+    return f"{rows} rows" if rows is not None else f"{100 * fraction:g}% of the rows"
+
+
+def _paired(store: Store, pairs: list[tuple[dict, dict]], a: str, b: str, where: str) -> Verdict | None:
+    """The verdict on cells paired by seed (``a``'s cell, ``b``'s cell), on the test examples all of them were
+    scored on; None when a run went away or they share no example."""
+    try:
+        tables = [(_correct_by_example(store, x["run"]), _correct_by_example(store, y["run"])) for x, y in pairs]
+    except RunError:  # a run folder went away between the status and now
+        return None
+    shared = sorted(set.intersection(*(set(x) & set(y) for x, y in tables)))
+    if not shared:
+        return None
+    return compare_correct([[x[e] for e in shared] for x, _ in tables], [[y[e] for e in shared] for _, y in tables],
+                           a, b, where)
+
+
 def sweep_verdicts(store: Store, status: dict, baseline: str | None = None) -> list[Verdict]:
     """Each method against the baseline (``standard`` when the sweep has it, else its first method), per student
     and training-set size, over the seeds where both cells are done, on the test examples both were scored on."""
@@ -138,20 +156,32 @@ def sweep_verdicts(store: Store, status: dict, baseline: str | None = None) -> l
                      for seed in status["config"]["seeds"]
                      if (student, rows, fraction, method, seed) in done
                      and (student, rows, fraction, baseline, seed) in done]
-            if not pairs:
-                continue
-            try:
-                tables = [(_correct_by_example(store, x["run"]), _correct_by_example(store, y["run"])) for x, y in pairs]
-            except RunError:  # a run folder went away between the status and now
-                continue
-            shared = sorted(set.intersection(*(set(x) & set(y) for x, y in tables)))
-            if not shared:
-                continue
-            a = [[x[e] for e in shared] for x, _ in tables]
-            b = [[y[e] for e in shared] for _, y in tables]
-            size = f"{rows} rows" if rows is not None else f"{100 * fraction:g}% of the rows"
-            where = f"at {size}" + (f" ({student})" if several_students else "")
-            out.append(compare_correct(a, b, method, baseline, where))
+            where = f"at {_size(rows, fraction)}" + (f" ({student})" if several_students else "")
+            verdict = _paired(store, pairs, method, baseline, where) if pairs else None
+            if verdict is not None:
+                out.append(verdict)
+    return out
+
+
+def versus_verdicts(store: Store, status: dict, other: dict, a: str, b: str) -> list[Verdict]:
+    """Each done cell of one sweep against the same cell (student, size, method, seed) of another sweep of the
+    workspace: a setting that is not a method (``dss``'s α, a learning rate) compared on the same rows, seeds and
+    test examples. ``a`` and ``b`` name the two settings in the sentence (``α 0.3``, ``α 0.5``)."""
+    def key(c: dict) -> tuple:
+        return c["student"], c["rows"], c["fraction"], c["method"], c["seed"]
+
+    theirs = {key(c): c for c in other["cells"] if c["status"] == "done"}
+    groups: dict[tuple, list[tuple[dict, dict]]] = {}
+    for c in status["cells"]:
+        if c["status"] == "done" and key(c) in theirs:
+            groups.setdefault(key(c)[:4], []).append((c, theirs[key(c)]))
+    several_students = len({k[0] for k in groups}) > 1
+    out = []
+    for (student, rows, fraction, method), pairs in groups.items():
+        where = f"at {_size(rows, fraction)}" + (f" ({student})" if several_students else "")
+        verdict = _paired(store, pairs, f"{method} {a}", f"{method} {b}", where)
+        if verdict is not None:
+            out.append(verdict)
     return out
 
 
