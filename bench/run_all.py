@@ -1,6 +1,7 @@
 """Run every benchmark and collect their results: what ``make bench`` runs.
 
-    .venv/bin/python bench/run_all.py            # full mode (~75 min on 2 CPU cores); bench/results/summary.{json,md}
+    .venv/bin/python bench/run_all.py            # full mode (hours on 2 CPU cores, most of it the 3-seed
+                                                 # sweeps); bench/results/summary.{json,md}
     .venv/bin/python bench/run_all.py --only throughput,first_result
     .venv/bin/python bench/run_all.py --smoke    # each script in seconds, into a temporary folder (or --out)
 
@@ -22,11 +23,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ("throughput", "precision", "number_slots", "data_efficiency", "first_result", "teachers", "pretrained", "profile_cell",
-           "classroom", "sweeps", "sweeps_wordproblems", "gpu")
+           "classroom", "sweeps", "sweeps_alpha0.3", "sweeps_alpha0.7", "sweeps_wordproblems", "gpu")
 # A name that runs a script with arguments (the grids of the trustworthy-claim measurements, 3 seeds each).
+SVAMP_E2 = ["--grid", "svamp", "--seeds", "0,1,2", "--epochs", "2"]
 VARIANTS = {"sweeps_wordproblems": ("sweeps", ["--grid", "wordproblems", "--students", "smollm2-135m",
                                                "--rows", "16,32,64,128,256", "--seeds", "0,1,2"]),
-            "sweeps": ("sweeps", ["--grid", "svamp", "--seeds", "0,1,2", "--epochs", "2"])}
+            "sweeps": ("sweeps", [*SVAMP_E2, "--fractions", "0.25,0.5,1", "--tag", "e2-3seeds"]),
+            **{f"sweeps_alpha{a}": ("sweeps", [*SVAMP_E2, "--fractions", "0.25", "--methods", "dss", "--alpha", a,
+                                               "--versus", "bench-svamp", "--name", f"bench-svamp-a{a}",
+                                               "--tag", f"e2-alpha{a}"]) for a in ("0.3", "0.7")}}
 
 
 def has_cuda() -> bool:

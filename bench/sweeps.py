@@ -20,6 +20,7 @@ rewritten after every cell into ``bench/results/sweep-<grid>.json`` and ``.md``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -173,8 +174,15 @@ def _run(args, command: str) -> int:
         import_paper(store, PAPER_DATA / "svamp", "svamp")
     elif label != "svamp":
         load_task(sweep.task, store, **({"n_train": 64, "n_valid": 4, "n_test": 8} if args.smoke else {}))
-    name = sweep.name if sweep.name in list_sweeps(store) else create_sweep(store, sweep)
-    load_sweep(store, name)
+    if sweep.name in list_sweeps(store):  # resume it, but only as the grid asked for: never another one silently
+        saved, asked = (json.dumps(c.to_dict(), sort_keys=True) for c in (load_sweep(store, sweep.name), sweep))
+        if saved != asked:
+            print(f"sweep {sweep.name!r} in {args.workspace} holds another grid than the one asked for; pass --name "
+                  f"to start this one beside it (saved: {saved})", file=sys.stderr)
+            return 2
+        name = sweep.name
+    else:
+        name = create_sweep(store, sweep)
     started = time.monotonic()
     out_name = f"sweep-{label}" + (f"-{args.tag}" if args.tag else "")
 

@@ -174,3 +174,20 @@ def test_sweeps_bench_smoke(tmp_path):
     result = json.loads((tmp_path / "sweep-smoke.json").read_text())
     assert result["done"] == result["total"] == 4 and {t["method"] for t in result["table"]} == {"standard", "dss"}
     assert "| tiny | 16 |" in (tmp_path / "sweep-smoke.md").read_text()
+
+
+def test_a_bench_sweep_never_resumes_another_grid_under_its_name(tmp_path, capsys, monkeypatch):
+    """A saved sweep is resumed only as the grid asked for: ``--name`` of one with another grid is refused before
+    anything trains (it used to resume the saved grid and write its results under the new command)."""
+    from workbench.core.store import Store
+    from workbench.distill.sweeps import SweepConfig, create_sweep
+
+    workspace = tmp_path / "ws"
+    create_sweep(Store.open(workspace), SweepConfig(task="wordproblems-hard", teacher="builtin", rows=(8,), seeds=(0,),
+                                                     students=("tiny",), steps=3, name="bench-wordproblems"))
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))  # where the script finds results_io
+    main = runpy.run_path(str(ROOT / "bench" / "sweeps.py"), run_name="bench_sweeps")["main"]
+    code = main(["--grid", "wordproblems", "--students", "tiny", "--rows", "8,16", "--workspace", str(workspace),
+                 "--out", str(tmp_path)])
+    assert code == 2 and "holds another grid" in capsys.readouterr().err
+    assert not list(tmp_path.glob("sweep-*"))  # nothing trained, no results written
