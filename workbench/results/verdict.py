@@ -164,8 +164,8 @@ def sweep_verdicts(store: Store, status: dict, baseline: str | None = None) -> l
 
 
 def versus_verdicts(store: Store, status: dict, other: dict, a: str, b: str) -> list[Verdict]:
-    """Each done cell of one sweep against the same cell (student, size, method, seed) of another sweep of the
-    workspace: a setting that is not a method (``dss``'s α, a learning rate) compared on the same rows, seeds and
+    """Each done cell of one sweep against the same cell (student, size, method, seed) of another sweep of the same
+    task: a setting that is not a method (``dss``'s α, a learning rate) compared on the same rows, seeds and
     test examples. ``a`` and ``b`` name the two settings in the sentence (``α 0.3``, ``α 0.5``)."""
     def key(c: dict) -> tuple:
         return c["student"], c["rows"], c["fraction"], c["method"], c["seed"]
