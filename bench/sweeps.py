@@ -101,11 +101,14 @@ def summarise(store: Store, status: dict, label: str, started: float, command: s
 def _versus(store: Store, status: dict, other_name: str) -> list:
     """This sweep's cells against the same cells of another sweep (same rows, seeds and test examples), named by
     their α when that is what differs, else by the sweeps' names."""
+    from dataclasses import fields
+
     from workbench.distill.config import TrainConfig
     from workbench.results.verdict import versus_verdicts
 
     other = sweep_status(store, other_name)
-    alphas = [s["config"]["settings"].get("alpha", TrainConfig().alpha) for s in (status, other)]
+    default = next(f.default for f in fields(TrainConfig) if f.name == "alpha")
+    alphas = [s["config"]["settings"].get("alpha", default) for s in (status, other)]
     a, b = (f"α {x:g}" for x in alphas) if alphas[0] != alphas[1] else (status["sweep"], other_name)
     return versus_verdicts(store, status, other, a, b)
 

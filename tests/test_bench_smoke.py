@@ -191,3 +191,23 @@ def test_a_bench_sweep_never_resumes_another_grid_under_its_name(tmp_path, capsy
                  "--out", str(tmp_path)])
     assert code == 2 and "holds another grid" in capsys.readouterr().err
     assert not list(tmp_path.glob("sweep-*"))  # nothing trained, no results written
+
+
+def test_the_alpha_sweep_names_each_side_by_its_alpha(monkeypatch):
+    """``--versus``: a sweep that sets α against one that keeps the default (the bench's SVAMP α sweep) is named by
+    both α values; the default is read from the training config, which has no instance without a task."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    script = runpy.run_path(str(ROOT / "bench" / "sweeps.py"), run_name="bench_sweeps")
+    named = {}
+
+    def fake_versus(store, status, other, a, b):
+        named.update(a=a, b=b)
+        return []
+
+    import workbench.results.verdict as verdict
+
+    monkeypatch.setattr(verdict, "versus_verdicts", fake_versus)
+    mine = {"sweep": "a03", "config": {"settings": {"alpha": 0.3}}, "cells": []}
+    script["_versus"].__globals__["sweep_status"] = lambda store, name: {"sweep": name, "config": {"settings": {}},
+                                                                        "cells": []}
+    assert script["_versus"](None, mine, "bench-svamp") == [] and named == {"a": "α 0.3", "b": "α 0.5"}
