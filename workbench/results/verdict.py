@@ -120,8 +120,9 @@ def _correct_by_example(store: Store, run: str) -> dict[str, float]:
     return {r["example_id"]: float(bool(r.get("correct"))) for r in rows}
 
 
-def _size(rows: int | None, fraction: float | None) -> str:
-    return f"{rows} rows" if rows is not None else f"{100 * fraction:g}% of the rows"
+def _where(student: str, rows: int | None, fraction: float | None, several_students: bool) -> str:
+    size = f"{rows} rows" if rows is not None else f"{100 * fraction:g}% of the rows"
+    return f"at {size}" + (f" ({student})" if several_students else "")
 
 
 def _paired(store: Store, pairs: list[tuple[dict, dict]], a: str, b: str, where: str) -> Verdict | None:
@@ -156,7 +157,7 @@ def sweep_verdicts(store: Store, status: dict, baseline: str | None = None) -> l
                      for seed in status["config"]["seeds"]
                      if (student, rows, fraction, method, seed) in done
                      and (student, rows, fraction, baseline, seed) in done]
-            where = f"at {_size(rows, fraction)}" + (f" ({student})" if several_students else "")
+            where = _where(student, rows, fraction, several_students)
             verdict = _paired(store, pairs, method, baseline, where) if pairs else None
             if verdict is not None:
                 out.append(verdict)
@@ -178,7 +179,7 @@ def versus_verdicts(store: Store, status: dict, other: dict, a: str, b: str) -> 
     several_students = len({k[0] for k in groups}) > 1
     out = []
     for (student, rows, fraction, method), pairs in groups.items():
-        where = f"at {_size(rows, fraction)}" + (f" ({student})" if several_students else "")
+        where = _where(student, rows, fraction, several_students)
         verdict = _paired(store, pairs, f"{method} {a}", f"{method} {b}", where)
         if verdict is not None:
             out.append(verdict)
